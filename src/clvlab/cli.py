@@ -1,0 +1,118 @@
+"""``clvlab`` command line. The Makefile calls these; each writes its outputs atomically.
+
+    clvlab run --config models/configs/cdnow.yaml [--quick]
+    clvlab rfm --input tx.csv --calibration-end 1997-09-30 --observation-end 1998-06-30 --out rfm.parquet
+    clvlab fit bgnbd --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
+    clvlab fit gg    --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ClvlabInputError
+
+
+def _add_columns(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--customer-col", default="customer_id")
+    p.add_argument("--date-col", default="date")
+    p.add_argument("--amount-col", default="amount")
+    p.add_argument("--segment-cols", default="", help="comma-separated segment columns (e.g. channel,region)")
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="RFM table (Parquet/CSV) from `clvlab rfm`")
+    p.add_argument("--segment", default=None, help="segment column (omit for one population)")
+    p.add_argument("--pooling", choices=["pooled", "unpooled", "partial"], default="partial")
+    p.add_argument("--method", choices=["nuts", "map"], default="nuts")
+    p.add_argument("--sampler", choices=["nutpie", "numpyro", "pymc"], default="nutpie")
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clvlab", description="Bayesian CLV workbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a configured job (data -> models -> CLV -> report)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--quick", action="store_true", help="few draws, for smoke tests")
+
+    p = sub.add_parser("rfm", help="transaction log -> RFM calibration/holdout table")
+    p.add_argument("--input", required=True, help="CSV or Parquet transaction log")
+    _add_columns(p)
+    p.add_argument("--calibration-end", required=True)
+    p.add_argument("--observation-end", required=True)
+    p.add_argument("--time-unit", choices=["D", "W", "M"], default="W")
+    p.add_argument("--whole-periods", action="store_true")
+    p.add_argument("--out", required=True, help="output .parquet or .csv")
+
+    fit = sub.add_parser("fit", help="fit a model to an RFM table").add_subparsers(dest="model", required=True)
+    _add_fit_options(fit.add_parser("bgnbd", help="hierarchical BG/NBD (purchase + dropout)"))
+    _add_fit_options(fit.add_parser("gg", help="hierarchical Gamma-Gamma (spend)"))
+    return parser
+
+
+def cmd_rfm(args: argparse.Namespace) -> None:
+    from .data import load_transactions
+    from .features import calibration_holdout
+    from .io import write_table
+
+    segments = [c for c in args.segment_cols.split(",") if c]
+    tx, report = load_transactions(args.input, customer_col=args.customer_col, date_col=args.date_col,
+                                   amount_col=args.amount_col, segment_cols=segments)
+    rfm = calibration_holdout(tx, args.calibration_end, args.observation_end, time_unit=args.time_unit,
+                              segment_cols=segments, whole_periods=args.whole_periods)
+    write_table(rfm, args.out)
+    repeaters = int((rfm["frequency"] > 0).sum())
+    print(f"customers      {len(rfm):,}  (repeaters in calibration: {repeaters:,}, {repeaters / len(rfm):.1%})")
+    print(f"date range     {report.date_min:%Y-%m-%d} .. {report.date_max:%Y-%m-%d}")
+    print(f"rows           {report.n_input_rows:,} in, {report.n_output_rows:,} purchase days "
+          f"({report.n_input_rows - report.n_output_rows:,} rows aggregated)")
+    print(f"wrote          {args.out}")
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    path = Path(args.input)
+    rfm = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if args.model == "bgnbd":
+        from .models.bgnbd import BGNBD as Model
+    else:
+        from .models.gamma_gamma import GammaGamma as Model
+    model = Model(pooling=args.pooling, segment=args.segment)
+    model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
+              tune=args.tune, seed=args.seed)
+    if args.method == "nuts":
+        print(model.diagnostics_)
+    print(model.summary().to_string())
+    model.save(args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .runs import run
+
+    run(load_config(args.config, quick=args.quick or None))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "rfm": cmd_rfm, "fit": cmd_fit}[args.command]
+    try:
+        handler(args)
+    except ClvlabInputError as exc:
+        print(f"clvlab: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Simulated transaction logs with known ground truth (BG/NBD + Gamma-Gamma, by segment).
+
+Process per customer (Fader, Hardie & Lee 2005, "Counting your customers the easy way"):
+
+* first purchase time ``t0 ~ Uniform[0, acquisition_days)`` days after ``start``;
+* ``lam ~ Gamma(r, rate=alpha)`` (purchases per time unit), ``p_drop ~ Beta(a, b)``;
+* repeat purchases follow a Poisson process with rate ``lam`` from ``t0``; after each
+  *repeat* purchase the customer drops out with probability ``p_drop`` (never right
+  after the first purchase), so the number of repeat purchases before dropout
+  ``J ~ Geometric(p_drop)`` on {1, 2, ...} and the dropout happens *at* the J-th one;
+* every transaction (first purchase included) spends ``z ~ Gamma(shape=p, rate=nu)``
+  with ``nu ~ Gamma(q, rate=gamma)`` per customer (Colombo & Jiang 1999).
+
+Vectorised exactly: with ``N ~ Poisson(lam * exposure)`` events in the window, the
+customer shows ``K = min(N, J)`` repeat purchases, and their times are the K smallest
+of N uniform order statistics, drawn as ``t0 + E * S_k / (S_K + R)`` with ``S_k`` the
+cumulative sums of K Exp(1) spacings and ``R ~ Gamma(N + 1 - K)`` the rest of the
+N + 1 spacings. Continuous times are floored to calendar days.
+
+The window covers ``observation_days`` calendar days from ``start``;
+``observation_end`` is its *last* day (inclusive), as 1998-06-30 is for CDNOW
+(``start="1997-01-01"``, ``observation_days=546``).
+``dropout_date`` is the day of the purchase at which the customer dropped out (NaT if
+still alive at the end of the window).
+
+Default segments are four acquisition channels with parameters stated per *week*;
+for another ``time_unit`` their ``alpha`` is rescaled so behaviour in calendar time is
+unchanged. User-given ``segments`` are taken as stated, in ``time_unit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+
+from clvlab.errors import ClvlabInputError
+from clvlab.units import unit_days
+
+__all__ = ["DEFAULT_CAC", "DEFAULT_SEGMENTS", "SegmentParams", "Simulation", "simulate"]
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Population parameters of one segment; rates per time unit.
+
+    BG/NBD: ``lam ~ Gamma(r, rate=alpha)``, ``p ~ Beta(a, b)``.
+    Gamma-Gamma: ``z ~ Gamma(p, rate=nu)``, ``nu ~ Gamma(q, rate=gamma)``.
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    p: float = 6.0
+    q: float = 4.0
+    gamma: float = 15.0
+
+
+@dataclass
+class Simulation:
+    """Output of :func:`simulate`.
+
+    ``transactions``: customer_id, date, amount, <segment_col> (raw log, may hold same-day rows).
+    ``customers``: customer_id, <segment_col>, first_purchase, lam, p_drop, nu, dropout_date.
+    ``truth``: one row per segment (index = segment name): r, alpha, a, b, p, q, gamma,
+    n_customers, cac.
+    """
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+    truth: pd.DataFrame
+    time_unit: str
+    observation_end: pd.Timestamp
+
+
+# Weekly parameters; distinct purchase rates, dropout and spend by channel
+# (a != 1 everywhere: E[X(t)] is singular at a = 1).
+DEFAULT_SEGMENTS: dict[str, SegmentParams] = {
+    "search": SegmentParams(r=0.30, alpha=4.0, a=0.80, b=2.50, p=6.0, q=4.0, gamma=15.0),
+    "social": SegmentParams(r=0.20, alpha=5.0, a=1.20, b=2.00, p=5.0, q=3.5, gamma=12.0),
+    "email": SegmentParams(r=0.45, alpha=3.5, a=0.60, b=3.00, p=6.0, q=4.5, gamma=20.0),
+    "affiliate": SegmentParams(r=0.25, alpha=6.0, a=1.10, b=1.80, p=4.0, q=3.0, gamma=14.0),
+}
+DEFAULT_CAC: dict[str, float] = {"search": 45.0, "social": 30.0, "email": 12.0, "affiliate": 25.0}
+_DEFAULT_UNIT = "W"
+
+
+def _split_sizes(n_customers: int | Mapping[str, int], names: list[str], problems: list[str]) -> dict[str, int]:
+    if isinstance(n_customers, Mapping):
+        unknown = sorted(set(n_customers) - set(names))
+        absent = [g for g in names if g not in n_customers]
+        if unknown:
+            problems.append(f"n_customers names unknown segment(s) {unknown}; segments: {names}")
+        if absent:
+            problems.append(f"n_customers lacks segment(s) {absent}")
+        sizes = {g: n_customers.get(g, 0) for g in names}
+    else:
+        n = int(n_customers)
+        base, extra = divmod(n, len(names)) if names else (0, 0)
+        sizes = {g: base + (i < extra) for i, g in enumerate(names)}
+        if n < len(names):
+            problems.append(f"n_customers={n} is fewer than the {len(names)} segments")
+            return sizes
+    for g, n_g in sizes.items():
+        if not isinstance(n_g, (int, np.integer)) or n_g < 1:
+            problems.append(f"n_customers[{g!r}]={n_g!r}: expected an integer >= 1")
+    return {g: int(n) if isinstance(n, (int, np.integer)) else 0 for g, n in sizes.items()}
+
+
+def simulate(
+    segments: Mapping[str, SegmentParams] | None = None,
+    n_customers: int | Mapping[str, int] = 1000,
+    start: str = "2020-01-01",
+    acquisition_days: int = 84,
+    observation_days: int = 546,
+    time_unit: str = "W",
+    segment_col: str = "channel",
+    cac: Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> Simulation:
+    """Simulate a segmented customer base with known BG/NBD and Gamma-Gamma truth.
+
+    ``segments=None`` gives the four default channels (``DEFAULT_SEGMENTS``, CAC
+    ``DEFAULT_CAC``). ``n_customers``: an int is split evenly (remainder to the first
+    segments); a mapping gives each segment's size. ``cac=None`` uses ``DEFAULT_CAC``
+    where a segment is named there, else NaN. Reproducible from ``seed``.
+    """
+    days_per_unit = unit_days(time_unit)
+    if segments is None:
+        scale = unit_days(_DEFAULT_UNIT) / days_per_unit  # weekly rate -> rate per time_unit
+        segments = {g: replace(s, alpha=s.alpha * scale) for g, s in DEFAULT_SEGMENTS.items()}
+    names = [str(g) for g in segments]
+    problems: list[str] = []
+    if not names:
+        problems.append("segments is empty")
+    for g, s in segments.items():
+        if not isinstance(s, SegmentParams):
+            problems.append(f"segments[{g!r}] is {type(s).__name__}, expected SegmentParams")
+            continue
+        bad = [f.name for f in fields(s) if not (np.isfinite(getattr(s, f.name)) and getattr(s, f.name) > 0)]
+        if bad:
+            problems.append(f"segments[{g!r}]: parameter(s) {bad} must be finite and > 0")
+    if not 1 <= acquisition_days <= observation_days:
+        problems.append(
+            f"acquisition_days={acquisition_days}, observation_days={observation_days}: "
+            "expected 1 <= acquisition_days <= observation_days"
+        )
+    if segment_col in ("customer_id", "date", "amount"):
+        problems.append(f"segment_col={segment_col!r} clashes with a transaction column")
+    sizes = _split_sizes(n_customers, names, problems)
+    cac_map = dict(DEFAULT_CAC if cac is None else cac)
+    if cac is not None:
+        unknown = sorted(set(cac) - set(names))
+        if unknown:
+            problems.append(f"cac names unknown segment(s) {unknown}; segments: {names}")
+    if problems:
+        raise ClvlabInputError(problems, what="simulation settings")
+
+    rng = np.random.default_rng(seed)
+    start_ts = pd.Timestamp(start).normalize()
+    params = list(segments.values())
+    n_seg = np.array([sizes[g] for g in names], dtype=np.int64)
+    seg = np.repeat(np.arange(len(names)), n_seg)  # segment code per customer
+    n = int(n_seg.sum())
+
+    def per_customer(attr: str) -> np.ndarray:
+        return np.array([getattr(s, attr) for s in params], dtype=float)[seg]
+
+    # latent customer traits
+    lam = rng.gamma(per_customer("r"), 1.0 / per_customer("alpha"))  # per time unit
+    p_drop = rng.beta(per_customer("a"), per_customer("b"))
+    nu = rng.gamma(per_customer("q"), 1.0 / per_customer("gamma"))
+
+    # first purchase and window exposure, in days
+    t0 = rng.uniform(0.0, acquisition_days, size=n)
+    exposure = observation_days - t0
+    n_events = rng.poisson(lam * exposure / days_per_unit)  # repeat-purchase opportunities
+    n_until_drop = rng.geometric(p_drop)  # dropout at this repeat purchase
+    k = np.minimum(n_events, n_until_drop)  # repeat purchases observed
+    dropped = n_until_drop <= n_events
+
+    # times of the k first of n_events uniform order statistics on (t0, window end)
+    total_k = int(k.sum())
+    owner = np.repeat(np.arange(n), k)
+    gaps = rng.exponential(1.0, size=total_k)
+    cum = np.cumsum(gaps)
+    ends = np.cumsum(k)
+    offset = np.concatenate(([0.0], cum))[ends - k]  # cumulative sum before each customer's block
+    s_k = cum - offset[owner]
+    s_last = np.zeros(n)
+    has = k > 0
+    s_last[has] = s_k[ends[has] - 1]
+    rest = rng.gamma(n_events - k + 1.0)  # remaining N + 1 - K spacings
+    t_repeat = t0[owner] + exposure[owner] * s_k / (s_last + rest)[owner]
+
+    # one row per transaction: first purchase then repeats, in time order per customer
+    first_rows = np.arange(n) + np.concatenate(([0], ends[:-1]))  # position of each first purchase
+    m = n + total_k
+    cust_of_row = np.empty(m, dtype=np.int64)
+    t_row = np.empty(m)
+    is_first = np.zeros(m, dtype=bool)
+    is_first[first_rows] = True
+    cust_of_row[first_rows] = np.arange(n)
+    t_row[first_rows] = t0
+    cust_of_row[~is_first] = owner
+    t_row[~is_first] = t_repeat
+    day_row = np.floor(t_row).astype(np.int64)
+    day_row = np.minimum(day_row, observation_days - 1)  # guard against rounding at the edge
+    shape_row = per_customer("p")[cust_of_row]
+    amount = rng.gamma(shape_row, 1.0 / nu[cust_of_row])
+
+    width = max(7, len(str(n)))
+    ids = np.array([f"C{i:0{width}d}" for i in range(n)], dtype=object)
+    seg_names = np.array(names, dtype=object)
+    start_day = np.datetime64(start_ts.date(), "D")
+
+    def to_dates(days: np.ndarray) -> np.ndarray:
+        return (start_day + days).astype("datetime64[ns]")
+
+    transactions = pd.DataFrame(
+        {
+            "customer_id": ids[cust_of_row],
+            "date": to_dates(day_row),
+            "amount": amount.astype("float64"),
+            segment_col: seg_names[seg[cust_of_row]],
+        }
+    )
+
+    last_day = np.floor(t_row[first_rows + k]).astype(np.int64)  # day of the last purchase
+    dropout_day = np.where(dropped & (k > 0), last_day, -1)
+    dropout_date = to_dates(dropout_day)
+    dropout_date[dropout_day < 0] = np.datetime64("NaT")
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            segment_col: seg_names[seg],
+            "first_purchase": to_dates(np.floor(t0).astype(np.int64)),
+            "lam": lam,
+            "p_drop": p_drop,
+            "nu": nu,
+            "dropout_date": dropout_date,
+        }
+    )
+
+    truth = pd.DataFrame([asdict(s) for s in params], index=pd.Index(names, name=segment_col))
+    truth["n_customers"] = n_seg
+    truth["cac"] = [float(cac_map.get(g, np.nan)) for g in names]
+
+    return Simulation(
+        transactions=transactions,
+        customers=customers,
+        truth=truth,
+        time_unit=time_unit,
+        observation_end=start_ts + pd.Timedelta(days=observation_days - 1),
+    )

@@ -1,0 +1,17 @@
+"""Time units. Durations are measured in days and divided by the unit's length (design.md)."""
+
+from __future__ import annotations
+
+from .errors import ClvlabInputError
+
+UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12.0}
+
+
+def unit_days(time_unit: str) -> float:
+    """Length of ``time_unit`` ("D", "W" or "M") in days."""
+    try:
+        return UNIT_DAYS[time_unit]
+    except KeyError:
+        raise ClvlabInputError(
+            f"time_unit={time_unit!r}: expected one of {sorted(UNIT_DAYS)}", what="argument"
+        ) from None
