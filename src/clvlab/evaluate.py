@@ -23,6 +23,8 @@ __all__ = [
     "roc_table",
     "calibration_curve",
     "churn_comparison",
+    "holdout_check",
+    "loo_compare",
 ]
 
 ALL_SEGMENTS = "all"
@@ -257,3 +259,87 @@ def roc_table(labels: pd.Series, scores: Mapping[str, pd.Series]) -> pd.DataFram
     parts = [roc_curve(df["label"], df[f"score::{name}"]).assign(score=name) for name in scores]
     return pd.concat(parts, ignore_index=True)[["score", "threshold", "fpr", "tpr"]]
 
+
+
+# =========================================================================== holdout checks
+
+
+def holdout_check(
+    rfm: pd.DataFrame, expected: pd.Series, *, segment: str | None = None, max_frequency: int = 7
+) -> pd.DataFrame:
+    """Predicted vs actual holdout repeat purchases (FHL 2005 fig. 4 as a table).
+
+    ``rfm``: calibration/holdout table (``frequency``, ``frequency_holdout``); ``expected``:
+    posterior-mean expected holdout purchases per customer (Series indexed by customer_id).
+    Rows grouped by calibration frequency (``max_frequency`` and above pooled), by
+    ``segment`` and overall: customers, actual and predicted means and totals, and the
+    relative error of the total.
+    """
+    missing = [c for c in ("customer_id", "frequency", "frequency_holdout") if c not in rfm.columns]
+    if missing:
+        raise ClvlabInputError([f"rfm: columns {missing} missing (present: {list(rfm.columns)})"], what="holdout data")
+    pred = expected.reindex(rfm["customer_id"].to_numpy())
+    if pred.isna().any():
+        ids = list(rfm["customer_id"][pred.isna().to_numpy()].head(3))
+        raise ClvlabInputError([f"expected: no prediction for {int(pred.isna().sum())} customer(s), e.g. {ids}"],
+                               what="holdout predictions")
+    df = pd.DataFrame({
+        "actual": rfm["frequency_holdout"].to_numpy(float),
+        "predicted": pred.to_numpy(float),
+        "frequency": np.minimum(rfm["frequency"].to_numpy(), max_frequency).astype(int).astype(str),
+    })
+    df.loc[df["frequency"] == str(max_frequency), "frequency"] = f"{max_frequency}+"
+    df["all"] = ALL_SEGMENTS
+    groupings = ["all", "frequency"]
+    if segment:
+        df[segment] = rfm[segment].astype(str).to_numpy()
+        groupings.append(segment)
+    parts = []
+    for by in groupings:
+        g = df.groupby(by, sort=True)
+        part = pd.DataFrame({
+            "customers": g.size(),
+            "actual_mean": g["actual"].mean(),
+            "predicted_mean": g["predicted"].mean(),
+            "actual_total": g["actual"].sum(),
+            "predicted_total": g["predicted"].sum(),
+        })
+        part.index = part.index.astype(str)
+        if by == "frequency":  # numeric order: 0, 1, ..., 7+
+            part = part.loc[sorted(part.index, key=lambda k: int(k.rstrip("+")))]
+        parts.append(part.rename_axis("group").reset_index().assign(by=by))
+    out = pd.concat(parts, ignore_index=True)
+    out["error_total"] = out["predicted_total"] / out["actual_total"].where(out["actual_total"] > 0) - 1.0
+    return out[["by", "group", "customers", "actual_mean", "predicted_mean", "actual_total", "predicted_total",
+                "error_total"]]
+
+
+# =========================================================================== LOO comparison
+
+
+def loo_compare(models: Mapping[str, object], data: pd.DataFrame | None = None) -> pd.DataFrame:
+    """PSIS-LOO comparison of fitted models (e.g. pooled / unpooled / partial BG/NBD).
+
+    Each model's pointwise log-likelihood per customer (``model.log_likelihood(data)``,
+    dims chain, draw, customer_id) goes through ArviZ's LOO; the table has elpd_loo, its
+    standard error, p_loo, the difference to the best model and the share of customers
+    with Pareto k > 0.7 (where the LOO estimate is unreliable).
+    """
+    import arviz as az
+    import xarray as xr
+
+    rows = []
+    for name, model in models.items():
+        ll = model.log_likelihood(data)
+        tree = xr.DataTree.from_dict({"log_likelihood": ll.to_dataset(name="y"),
+                                      "posterior": model.posterior_})
+        res = az.loo(tree, var_name="y", pointwise=True)
+        k = np.asarray(res.pareto_k)
+        rows.append({"model": name, "elpd_loo": float(res.elpd), "se": float(res.se), "p_loo": float(res.p),
+                     "share_k_gt_0.7": float((k > 0.7).mean()), "n": int(k.size), "_pointwise": np.asarray(res.elpd_i)})
+    out = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False, ignore_index=True)
+    best = out["_pointwise"].iloc[0]
+    out["elpd_diff"] = out["elpd_loo"].iloc[0] - out["elpd_loo"]
+    out["se_diff"] = [float(np.sqrt(len(best) * np.var(best - pw, ddof=1))) if i else 0.0
+                      for i, pw in enumerate(out["_pointwise"])]
+    return out.drop(columns="_pointwise")

@@ -49,6 +49,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a DataFrame as Parquet or CSV (chosen by suffix), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if df.attrs:  # Parquet stores attrs as JSON: make dates and the like strings
+        df = df.copy(deep=False)
+        df.attrs = json.loads(json.dumps(df.attrs, default=str))
     with atomic_path(path) as tmp:
         if suffix == ".parquet":
             df.to_parquet(tmp, index=False)

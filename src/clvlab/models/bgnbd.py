@@ -1,0 +1,430 @@
+"""Hierarchical BG/NBD (Fader, Hardie & Lee 2005) in PyMC, with pooled / unpooled / partial pooling.
+
+Segment g has population parameters (r_g, alpha_g, a_g, b_g); customer heterogeneity
+(lambda ~ Gamma(r_g, alpha_g), p ~ Beta(a_g, b_g)) is integrated out in closed form, so the
+sampler sees only segment and population parameters. Parameterisation (design.md):
+log r_g, log alpha_g; dropout mean phi_g = a_g/(a_g+b_g) (logit-normal) and concentration
+kappa_g = a_g + b_g (log-normal); partial pooling is non-centred (:mod:`.hierarchy`).
+
+Optional time-invariant customer covariates X (Fader & Hardie 2007 note, as in
+pymc-marketing's BetaGeoModel): alpha_i = alpha_g exp(-X_i beta_alpha) (so beta_alpha > 0
+raises the purchase rate), a_i = a_g exp(X_i beta_a), b_i = b_g exp(X_i beta_b).
+Standardise covariates first; ``expected_purchases_new`` uses X = 0 (the baseline customer).
+
+The likelihood is the one pure function of :mod:`.bgnbd_math`, evaluated on unique
+(group, x, t_x, T) patterns (group = segment, or segment x covariate row) with the factored
+tables. Predictions are computed on unique patterns and expanded to customers.
+
+Input validation decisions: a segment with a single customer is allowed under ``partial``
+(warning: its parameters are essentially the population's) and ``pooled``, but an error under
+``unpooled`` (four free parameters from one customer are unidentified); all-zero frequency is
+an error (the dropout process is unidentified).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvlab.errors import ClvlabInputError
+from clvlab.models import bgnbd_math as bm
+from clvlab.models.base import BayesianEstimator, hdi
+from clvlab.models.hierarchy import POOLINGS, ParamPrior, segment_parameter
+
+SEGMENT_PARAMS = ("r", "alpha", "a", "b")
+DEFAULT_PRIORS: dict[str, ParamPrior] = {
+    "r": ParamPrior("r", "log", loc=0.0, scale=2.0, sigma_scale=1.0),
+    "alpha": ParamPrior("alpha", "log", loc=1.0, scale=3.0, sigma_scale=1.0),
+    "phi": ParamPrior("phi", "logit", loc=0.0, scale=2.0, sigma_scale=1.0),
+    "kappa": ParamPrior("kappa", "log", loc=1.0, scale=2.0, sigma_scale=1.0),
+}
+COVARIATE_PRIOR_SD = 1.0
+ALL = "all"  # the single segment name when no segment column is given
+
+
+def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
+    rows = list(index[np.asarray(mask)][:k])
+    more = int(np.sum(mask)) - len(rows)
+    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
+
+
+class BGNBD(BayesianEstimator):
+    """Hierarchical BG/NBD estimator.
+
+    Parameters
+    ----------
+    pooling : "pooled" | "unpooled" | "partial"
+        How segments share (r, alpha, a, b). Without ``segment`` it is always pooled.
+    segment : str, optional
+        Segment column of the RFM table.
+    priors : dict, optional
+        Overrides per parameter ("r", "alpha", "phi", "kappa") of
+        ``{"loc", "scale", "sigma_scale"}`` on the link scale (see :class:`ParamPrior`).
+    covariates : sequence of str, optional
+        Time-invariant numeric customer columns (log-linear effects on alpha, a, b).
+    """
+
+    model_name: ClassVar[str] = "bgnbd"
+    diagnostic_vars: ClassVar[tuple[str, ...]] = (
+        "r", "alpha", "a", "b", "r_mu", "alpha_mu", "phi_mu", "kappa_mu",
+        "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        pooling: str = "partial",
+        segment: str | None = None,
+        priors: Mapping[str, Mapping[str, float]] | None = None,
+        covariates: Sequence[str] | None = None,
+    ):
+        self.pooling = pooling
+        self.segment = segment
+        self.priors = priors
+        self.covariates = covariates
+
+    # ---- settings ----------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return dict(
+            pooling=self.pooling,
+            segment=self.segment,
+            priors={k: dict(v) for k, v in self.priors.items()} if self.priors else None,
+            covariates=list(self.covariates) if self.covariates else None,
+        )
+
+    @property
+    def effective_pooling(self) -> str:
+        return self.pooling if self.segment is not None else "pooled"
+
+    def _prior(self, name: str) -> ParamPrior:
+        over = (self.priors or {}).get(name)
+        return DEFAULT_PRIORS[name].updated(dict(over) if over else None)
+
+    # ---- validation --------------------------------------------------------------------
+    def _check_settings(self) -> None:
+        problems = []
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
+        bad = set(self.priors or {}) - set(DEFAULT_PRIORS)
+        if bad:
+            problems.append(f"priors: unknown parameters {sorted(bad)}; expected {sorted(DEFAULT_PRIORS)}")
+        if problems:
+            raise ClvlabInputError(problems, what="BGNBD settings")
+
+    def _validate(self, data: pd.DataFrame, *, fitting: bool = True) -> pd.DataFrame:
+        """Check an RFM table; return customer_id, frequency, recency, T, segment, covariates.
+
+        Raises one :class:`ClvlabInputError` listing every problem (column, example rows).
+        """
+        self._check_settings()
+        if not isinstance(data, pd.DataFrame):
+            raise ClvlabInputError(f"expected a pandas DataFrame (RFM table), got {type(data).__name__}", what="RFM data")
+        cov = list(self.covariates or [])
+        needed = ["customer_id", "frequency", "recency", "T"] + ([self.segment] if self.segment else []) + cov
+        missing = [c for c in needed if c not in data.columns]
+        if missing:
+            raise ClvlabInputError(
+                [f"missing column {c!r} (columns: {list(data.columns)})" for c in missing], what="RFM data"
+            )
+        df = data[needed].copy().reset_index(drop=True)
+        problems: list[str] = []
+        num = ["frequency", "recency", "T", *cov]
+        for c in num:
+            if not pd.api.types.is_numeric_dtype(df[c]):
+                problems.append(f"column {c!r}: expected numbers, got dtype {df[c].dtype}")
+        if problems:
+            raise ClvlabInputError(problems, what="RFM data")
+        for c in num:
+            df[c] = df[c].astype(float)
+        for c in ["customer_id", *num]:
+            nan = df[c].isna().to_numpy()
+            if nan.any():
+                problems.append(f"column {c!r}: {int(nan.sum())} missing value(s) (NaN), {_examples(df.index, nan)}")
+        for c in num:
+            inf = np.isinf(df[c].to_numpy())
+            if inf.any():
+                problems.append(f"column {c!r}: {int(inf.sum())} infinite value(s), {_examples(df.index, inf)}")
+        for c in ("frequency", "recency", "T"):
+            neg = (df[c] < 0).to_numpy()
+            if neg.any():
+                problems.append(f"column {c!r}: {int(neg.sum())} negative value(s), expected >= 0, {_examples(df.index, neg)}")
+        x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+        frac = np.isfinite(x) & (x != np.round(x))
+        if frac.any():
+            problems.append(f"column 'frequency': non-integer counts, {_examples(df.index, frac)}")
+        over = tx > T * (1 + 1e-12) + 1e-12
+        if over.any():
+            problems.append(f"column 'recency': recency > T in {int(over.sum())} row(s), expected recency <= T, {_examples(df.index, over)}")
+        zero_pos = (x == 0) & (tx > 0)
+        if zero_pos.any():
+            problems.append(f"column 'recency': > 0 while frequency == 0 (recency must be 0 without repeat purchases), {_examples(df.index, zero_pos)}")
+        pos_zero_t = (T <= 0)
+        if pos_zero_t.any():
+            problems.append(f"column 'T': T must be > 0 (customer observed for no time), {_examples(df.index, pos_zero_t)}")
+        dup = df["customer_id"].duplicated(keep=False).to_numpy()
+        if dup.any():
+            problems.append(f"column 'customer_id': duplicated ids, {_examples(df.index, dup)}")
+        if self.segment:
+            seg = df[self.segment]
+            miss = (seg.isna() | (seg.astype(str).str.strip() == "")).to_numpy()
+            if miss.any():
+                problems.append(f"column {self.segment!r}: {int(miss.sum())} missing segment value(s), {_examples(df.index, miss)}")
+        if fitting and len(df) and np.all(np.nan_to_num(x) == 0):
+            problems.append(
+                "column 'frequency': all zero (no customer made a repeat purchase): the purchase and "
+                "dropout processes are unidentified; use a longer calibration period"
+            )
+        if fitting and len(df) == 0:
+            problems.append("no rows")
+        if problems:
+            raise ClvlabInputError(problems, what="RFM data")
+        df["customer_id"] = df["customer_id"].astype(str)
+        if self.segment:
+            df[self.segment] = df[self.segment].astype(str)
+            if fitting:
+                counts = df[self.segment].value_counts()
+                single = sorted(counts.index[counts == 1])
+                if single and self.effective_pooling == "unpooled":
+                    raise ClvlabInputError(
+                        f"column {self.segment!r}: segment(s) {single} have a single customer: under "
+                        "pooling='unpooled' their four parameters are unidentified; use pooling='partial' "
+                        "or merge segments",
+                        what="RFM data",
+                    )
+                if single and self.effective_pooling == "partial":
+                    warnings.warn(
+                        f"segment(s) {single} have a single customer: their parameters are driven by the "
+                        "population distribution (partial pooling)",
+                        UserWarning,
+                        stacklevel=3,
+                    )
+        return df
+
+    # ---- model -------------------------------------------------------------------------
+    def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
+        if not self.segment:
+            if fitting:
+                self.segments_ = [ALL]
+            return np.zeros(len(df), dtype=np.int64)
+        if fitting:
+            self.segments_ = sorted(df[self.segment].unique())
+        lookup = pd.Index(self.segments_)
+        codes = lookup.get_indexer(df[self.segment])
+        unknown = codes < 0
+        if unknown.any():
+            raise ClvlabInputError(
+                f"column {self.segment!r}: segment(s) {sorted(set(df[self.segment][unknown]))} not in the fit "
+                f"({self.segments_}), {_examples(df.index, unknown)}",
+                what="RFM data",
+            )
+        return codes.astype(np.int64)
+
+    def _groups(self, df: pd.DataFrame, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Parameter groups: segment, or (segment, covariate row). Returns (group, group_seg, group_X)."""
+        cov = list(self.covariates or [])
+        if not cov:
+            return seg, np.arange(len(self.segments_)), np.zeros((len(self.segments_), 0))
+        keys = pd.DataFrame({"_seg": seg, **{c: df[c].to_numpy() for c in cov}})
+        group = keys.groupby(list(keys.columns), sort=True).ngroup().to_numpy()
+        first = keys.drop_duplicates().assign(_g=lambda d: group[d.index]).sort_values("_g")
+        return group, first["_seg"].to_numpy(), first[cov].to_numpy(dtype=float)
+
+    def _build_model(self, df: pd.DataFrame) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        seg = self._segment_codes(df, fitting=True)
+        group, g_seg, g_X = self._groups(df, seg)
+        pat = bm.compress_patterns(group, df["frequency"].to_numpy(), df["recency"].to_numpy(), df["T"].to_numpy())
+        self.n_patterns_ = pat.n_patterns
+        pooling = self.effective_pooling
+        cov = list(self.covariates or [])
+        coords: dict[str, Any] = {"segment": self.segments_}
+        if cov:
+            coords["covariate"] = cov
+        with pm.Model(coords=coords) as model:
+            r = segment_parameter(self._prior("r"), pooling)
+            alpha = segment_parameter(self._prior("alpha"), pooling)
+            phi = segment_parameter(self._prior("phi"), pooling)
+            kappa = segment_parameter(self._prior("kappa"), pooling)
+            a = pm.Deterministic("a", phi * kappa, dims="segment")
+            b = pm.Deterministic("b", (1.0 - phi) * kappa, dims="segment")
+            r_g, alpha_g, a_g, b_g = r[g_seg], alpha[g_seg], a[g_seg], b[g_seg]
+            if cov:
+                X = pt.as_tensor_variable(g_X)
+                beta_alpha = pm.Normal("beta_alpha", 0.0, COVARIATE_PRIOR_SD, dims="covariate")
+                beta_a = pm.Normal("beta_a", 0.0, COVARIATE_PRIOR_SD, dims="covariate")
+                beta_b = pm.Normal("beta_b", 0.0, COVARIATE_PRIOR_SD, dims="covariate")
+                alpha_g = alpha_g * pt.exp(-pt.dot(X, beta_alpha))
+                a_g = a_g * pt.exp(pt.dot(X, beta_a))
+                b_g = b_g * pt.exp(pt.dot(X, beta_b))
+            ll = bm.loglik_patterns(r_g, alpha_g, a_g, b_g, pat, xp=bm.PT)
+            pm.Potential("loglik", pt.sum(pat.weight * ll))
+        return model
+
+    # ---- posterior parameters for (new) data --------------------------------------------
+    def _draws(self, name: str, thin: int) -> np.ndarray:
+        return self.posterior_[name].values[:, ::thin]
+
+    def _prepare(self, data: pd.DataFrame | None, thin: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
+        """Validated data, per-group parameter draws (chain, draw, group) and customer group index."""
+        self._check_fitted()
+        if data is None:
+            if getattr(self, "data_", None) is None:
+                raise ClvlabInputError("no data: pass the RFM table (the model was loaded from disk)", what="argument")
+            data = self.data_
+        df = self._validate(data, fitting=False)
+        seg = self._segment_codes(df, fitting=False)
+        group, g_seg, g_X = self._groups(df, seg)
+        p = {k: self._draws(k, thin)[:, :, g_seg] for k in SEGMENT_PARAMS}
+        if self.covariates:
+            for k, sign in (("alpha", -1.0), ("a", 1.0), ("b", 1.0)):
+                beta = self._draws(f"beta_{k}", thin)  # (chain, draw, covariate)
+                p[k] = p[k] * np.exp(sign * np.einsum("cdk,gk->cdg", beta, g_X))
+        return df, p, group
+
+    def _customer_da(self, values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
+        c, d = values.shape[:2]
+        return xr.DataArray(
+            values,
+            dims=("chain", "draw", "customer_id"),
+            coords={"chain": np.arange(c), "draw": np.arange(d), "customer_id": df["customer_id"].to_numpy()},
+            name=name,
+        )
+
+    # ---- predictions -------------------------------------------------------------------
+    def p_alive(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Posterior P(alive | x, t_x, T), dims (chain, draw, customer_id)."""
+        df, p, group = self._prepare(data, thin)
+        pat = bm.compress_patterns(group, df["frequency"], df["recency"], df["T"])
+        g = pat.group
+        val = bm.p_alive(*(p[k][:, :, g] for k in SEGMENT_PARAMS), pat.x, pat.t_x, pat.T)
+        return self._customer_da(val[:, :, pat.inverse], df, "p_alive")
+
+    def p_no_purchase(self, t: float, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Posterior P(no repeat purchase in (T, T+t]), dims (chain, draw, customer_id) (a churn score)."""
+        df, p, group = self._prepare(data, thin)
+        pat = bm.compress_patterns(group, df["frequency"], df["recency"], df["T"])
+        g = pat.group
+        val = bm.p_no_purchase(*(p[k][:, :, g] for k in SEGMENT_PARAMS), pat.x, pat.t_x, pat.T, float(t))
+        return self._customer_da(val[:, :, pat.inverse], df, "p_no_purchase")
+
+    def expected_purchases(self, t: float, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Posterior E[Y(t) | x, t_x, T] (FHL 2005 eq. 10), dims (chain, draw, customer_id).
+
+        The 2F1 numerator is evaluated on unique (group, x, T), the divisor D on unique patterns.
+        """
+        df, p, group = self._prepare(data, thin)
+        pat = bm.compress_patterns(group, df["frequency"], df["recency"], df["T"])
+        xt = pd.DataFrame({"g": pat.group, "x": pat.x, "T": pat.T})
+        codes = xt.groupby(["g", "x", "T"], sort=False).ngroup().to_numpy()
+        first = xt.drop_duplicates().index.to_numpy()
+        gu = pat.group[first]
+        num = bm.expected_purchases_numerator(
+            *(p[k][:, :, gu] for k in SEGMENT_PARAMS), pat.x[first], pat.T[first], float(t)
+        )
+        g = pat.group
+        logd = bm.log_d(*(p[k][:, :, g] for k in SEGMENT_PARAMS), pat.x, pat.t_x, pat.T)
+        val = num[:, :, codes] * np.exp(-logd)
+        return self._customer_da(val[:, :, pat.inverse], df, "expected_purchases")
+
+    def expected_purchases_new(self, t: float | Sequence[float], segment: str | Sequence[str] | None = None) -> xr.DataArray:
+        """Posterior E[X(t)] for a new customer (FHL 2005 eq. 9), dims (chain, draw, segment[, t]).
+
+        With covariates this is the baseline customer (X = 0).
+        """
+        self._check_fitted()
+        segs = self.segments_ if segment is None else ([segment] if isinstance(segment, str) else list(segment))
+        unknown = [s for s in segs if s not in self.segments_]
+        if unknown:
+            raise ClvlabInputError(f"segment(s) {unknown} not in the fit ({self.segments_})", what="argument")
+        sel = {k: self.posterior_[k].sel(segment=segs) for k in SEGMENT_PARAMS}
+        ts = np.atleast_1d(np.asarray(t, dtype=float))
+        tt = xr.DataArray(ts, dims="t", coords={"t": ts})
+        args = [sel[k] for k in SEGMENT_PARAMS] + [tt]
+        out = xr.apply_ufunc(bm.expected_purchases_new, *args).rename("expected_purchases_new")
+        out = out.transpose("chain", "draw", "segment", "t")
+        return out.isel(t=0, drop=True) if np.ndim(t) == 0 else out
+
+    def sample_holdout_purchases(
+        self, duration: float, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0
+    ) -> xr.DataArray:
+        """Posterior predictive repeat-purchase counts in (T, T+duration], dims (chain, draw, customer_id).
+
+        Per draw: alive at T with probability 1/D; if alive, lambda ~ Gamma(r+x, alpha+T) and
+        p ~ Beta(a, b+x) (the alive component of the customer's posterior); purchases follow a
+        Poisson(lambda) process, each followed by dropout with probability p, so the count is
+        min(Poisson(lambda * duration), Geometric(p)).
+        """
+        df, p, group = self._prepare(data, thin)
+        rng = np.random.default_rng(seed)
+        x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+        r, alpha, a, b = (p[k][:, :, group] for k in SEGMENT_PARAMS)
+        alive = rng.random(r.shape) < bm.p_alive(r, alpha, a, b, x, tx, T)
+        lam = rng.gamma(r + x, 1.0 / (alpha + T))
+        pdrop = rng.beta(a, b + x)
+        n_poisson = rng.poisson(lam * float(duration))
+        n_until_drop = rng.geometric(np.clip(pdrop, 1e-300, 1.0))
+        counts = np.where(alive, np.minimum(n_poisson, n_until_drop), 0)
+        return self._customer_da(counts, df, "holdout_purchases")
+
+    def sample_frequency(self, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0) -> xr.DataArray:
+        """Posterior predictive repeat-purchase counts over each customer's own (0, T], dims (chain, draw, customer_id).
+
+        Per draw: lambda ~ Gamma(r, alpha), p ~ Beta(a, b), x = min(Poisson(lambda T), Geometric(p)):
+        the BG/NBD process replicated for a customer of the same age and group (for PPC plots).
+        """
+        df, p, group = self._prepare(data, thin)
+        rng = np.random.default_rng(seed)
+        T = df["T"].to_numpy()
+        r, alpha, a, b = (p[k][:, :, group] for k in SEGMENT_PARAMS)
+        lam = rng.gamma(r, 1.0 / alpha)
+        pdrop = np.clip(rng.beta(a, b), 1e-300, 1.0)
+        counts = np.minimum(rng.poisson(lam * T), rng.geometric(pdrop))
+        return self._customer_da(counts, df, "frequency")
+
+    def log_likelihood(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Pointwise log-likelihood per customer (for LOO), dims (chain, draw, customer_id)."""
+        df, p, group = self._prepare(data, thin)
+        pat = bm.compress_patterns(group, df["frequency"], df["recency"], df["T"])
+        g = pat.group  # p[k] is (chain, draw, group): gather per pattern, evaluate the reference formula
+        val = bm.loglik(*(p[k][:, :, g] for k in SEGMENT_PARAMS), pat.x, pat.t_x, pat.T)
+        return self._customer_da(val[:, :, pat.inverse], df, "log_likelihood")
+
+    # ---- summaries ---------------------------------------------------------------------
+    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
+        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
+        self._check_fitted()
+        names = list(var_names) if var_names else [
+            v for v in (*SEGMENT_PARAMS, "phi", "kappa", "r_pop", "alpha_pop", "phi_pop", "kappa_pop",
+                        "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b")
+            if v in self.posterior_
+        ]  # fmt: skip
+        rows = []
+        for v in names:
+            da = self.posterior_[v]
+            other = [d for d in da.dims if d not in ("chain", "draw")]
+            flat = da.stack(_s=("chain", "draw")).transpose(*other, "_s")
+            values = flat.values.reshape(-1, flat.sizes["_s"])
+            labels = [""] if not other else [str(k) for k in da[other[0]].values]
+            for lab, s in zip(labels, values, strict=True):
+                lo, hi = hdi(s, prob)
+                rows.append(dict(parameter=v, element=lab, mean=s.mean(), sd=s.std(ddof=1) if len(s) > 1 else 0.0,
+                                 hdi_low=lo, hdi_high=hi))  # fmt: skip
+        out = pd.DataFrame(rows)
+        if self.diagnostics_ is not None and len(out):
+            out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
+        return out.rename(columns={"element": "segment"})
+
+    # ---- persistence hooks -------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)))
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.segments_ = list(state["segments"])
+        self.n_patterns_ = int(state.get("n_patterns", 0))
+        self.data_ = None

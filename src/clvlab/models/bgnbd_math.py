@@ -1,0 +1,344 @@
+"""BG/NBD math as pure functions (Fader, Hardie & Lee 2005, "Counting your customers the easy way").
+
+Every formula is written once. The log-likelihood pieces take a backend module ``xp``
+(:data:`NP` for numpy/scipy, :data:`PT` for pytensor), so the very same code builds the
+PyMC graph, the compressed (pattern) likelihood and the numpy values the tests check.
+Prediction formulas need ``hyp2f1`` and are numpy/scipy only.
+
+Notation: x = frequency (repeat purchases), t_x = recency, T = age, all in one time unit;
+(r, alpha) is the Gamma purchase-rate heterogeneity, (a, b) the Beta dropout heterogeneity.
+
+Log-likelihood of one customer (FHL 2005 eq. 6, in logs)::
+
+    log L = A(x) + log( (alpha+T)^-(r+x) + [x>0] a/(b+x-1) (alpha+t_x)^-(r+x) )
+    A(x)  = lnG(r+x) - lnG(r) + r ln(alpha) + lnG(a+b) + lnG(b+x) - lnG(b) - lnG(a+b+x)
+
+The last term is a log-sum-exp (Fader & Hardie 2013, the "#NUM!" note), stable for large x.
+It is factored (design.md) into pieces that depend on less than the whole pattern:
+``x_terms`` on (group, x), ``log(alpha+T)`` on (group, T), ``log(alpha+t_x)`` on
+(group, t_x); :func:`combine_loglik` joins gathered pieces per pattern.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.special as sps
+
+__all__ = [
+    "NP",
+    "PT",
+    "x_terms",
+    "log_ratio",
+    "combine_loglik",
+    "loglik",
+    "log_d_excess",
+    "combine_log_d",
+    "log_d",
+    "p_alive",
+    "numerator_from_hyp",
+    "expected_purchases_numerator",
+    "conditional_expected_purchases",
+    "expected_purchases_new",
+    "A_ONE_TOL",
+    "Patterns",
+    "compress_patterns",
+    "loglik_patterns",
+]
+
+# --------------------------------------------------------------------------------------
+# backends: the small set of elementwise functions the formulas use
+# --------------------------------------------------------------------------------------
+NP = types.SimpleNamespace(
+    name="numpy",
+    gammaln=sps.gammaln,
+    log=np.log,
+    log1p=np.log1p,
+    exp=np.exp,
+    abs=np.abs,
+    maximum=np.maximum,
+    where=np.where,
+    constant=np.asarray,
+)
+
+
+def _pytensor_backend() -> types.SimpleNamespace:
+    import pytensor.tensor as pt
+
+    return types.SimpleNamespace(
+        name="pytensor",
+        gammaln=pt.gammaln,
+        log=pt.log,
+        log1p=pt.log1p,
+        exp=pt.exp,
+        abs=pt.abs,
+        maximum=pt.maximum,
+        where=pt.switch,
+        # index arrays must enter the graph as constants first: indexing a tensor with a raw
+        # numpy array makes pytensor walk every element in Python (seconds at 1e5 patterns)
+        constant=pt.as_tensor_variable,
+    )
+
+
+class _LazyPT:
+    """Pytensor backend, imported on first use (numpy-only users never pay for it)."""
+
+    _ns: types.SimpleNamespace | None = None
+
+    def __getattr__(self, item: str) -> Any:
+        if _LazyPT._ns is None:
+            _LazyPT._ns = _pytensor_backend()
+        return getattr(_LazyPT._ns, item)
+
+
+PT: Any = _LazyPT()
+
+
+def _logaddexp(u: Any, v: Any, xp: Any) -> Any:
+    """log(exp(u) + exp(v)) without overflow (same code for both backends)."""
+    m = xp.maximum(u, v)
+    return m + xp.log1p(xp.exp(-xp.abs(u - v)))
+
+
+# --------------------------------------------------------------------------------------
+# log-likelihood (FHL 2005 eq. 6), factored
+# --------------------------------------------------------------------------------------
+def x_terms(r: Any, alpha: Any, a: Any, b: Any, x: Any, xp: Any = NP) -> tuple[Any, Any]:
+    """Pieces of log L that depend only on (parameters, x).
+
+    Returns ``(A, log_ratio)`` with A = lnG(r+x) - lnG(r) + r ln(alpha) + lnG(a+b) + lnG(b+x)
+    - lnG(b) - lnG(a+b+x) and :func:`log_ratio`.
+    """
+    big_a = (
+        xp.gammaln(r + x)
+        - xp.gammaln(r)
+        + r * xp.log(alpha)
+        + xp.gammaln(a + b)
+        + xp.gammaln(b + x)
+        - xp.gammaln(b)
+        - xp.gammaln(a + b + x)
+    )
+    return big_a, log_ratio(a, b, x, xp)
+
+
+def log_ratio(a: Any, b: Any, x: Any, xp: Any = NP) -> Any:
+    """log(a/(b+x-1)), evaluated at max(x, 1) so it stays finite for x = 0 (masked out there)."""
+    return xp.log(a) - xp.log(b + xp.maximum(x, 1.0) - 1.0)
+
+
+def combine_loglik(
+    big_a: Any, log_ratio: Any, r_plus_x: Any, log_alpha_T: Any, log_alpha_tx: Any, has_repeat: Any, xp: Any = NP
+) -> Any:
+    """log L = A + logsumexp(-(r+x) log(alpha+T), [x>0] (log_ratio - (r+x) log(alpha+t_x)))."""
+    u = -r_plus_x * log_alpha_T
+    v = log_ratio - r_plus_x * log_alpha_tx
+    return big_a + xp.where(has_repeat, _logaddexp(u, v, xp), u)
+
+
+def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, xp: Any = NP) -> Any:
+    """Per-customer BG/NBD log-likelihood (FHL 2005 eq. 6), uncompressed reference form."""
+    big_a, log_ratio = x_terms(r, alpha, a, b, x, xp)
+    return combine_loglik(big_a, log_ratio, r + x, xp.log(alpha + T), xp.log(alpha + t_x), x > 0, xp)
+
+
+# --------------------------------------------------------------------------------------
+# predictions (numpy / scipy)
+# --------------------------------------------------------------------------------------
+def log_d_excess(
+    log_ratio: Any, r_plus_x: Any, log_alpha_T: Any, log_alpha_tx: Any, out: np.ndarray | None = None
+) -> Any:
+    """log(D - 1) = log(a/(b+x-1)) + (r+x) (log(alpha+T) - log(alpha+t_x)) for x > 0 (FHL 2005 eq. 10).
+
+    Linear in ``log_alpha_T`` and ``log_alpha_tx``, so callers may evaluate the (x, T) part per
+    pattern (``log_alpha_tx=0``) and add the t_x part per customer (``log_ratio`` = that result,
+    ``log_alpha_T=0``), as :mod:`clvlab.clv` does. ``out`` (numpy only, of the broadcast shape,
+    may be one of the inputs): computed in place there, for large (customers x draws) blocks.
+    """
+    if out is None:
+        return log_ratio + r_plus_x * (log_alpha_T - log_alpha_tx)
+    np.subtract(log_alpha_T, log_alpha_tx, out=out)
+    out *= r_plus_x
+    out += log_ratio
+    return out
+
+
+def combine_log_d(
+    log_ratio: Any, r_plus_x: Any, log_alpha_T: Any, log_alpha_tx: Any, has_repeat: Any, xp: Any = NP
+) -> Any:
+    """log D = [x>0] log(1 + exp(:func:`log_d_excess`)), by log-sum-exp so large x never overflows."""
+    v = log_d_excess(log_ratio, r_plus_x, log_alpha_T, log_alpha_tx)
+    return xp.where(has_repeat, _logaddexp(0.0, v, xp), 0.0)
+
+
+def log_d(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    """log D with D = 1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x) (FHL 2005 eq. 10 divisor)."""
+    x = np.asarray(x, dtype=float)
+    return combine_log_d(log_ratio(a, b, x), r + x, np.log(alpha + T), np.log(alpha + t_x), x > 0)
+
+
+def p_alive(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
+    """P(alive | x, t_x, T) = 1/D (Fader, Hardie & Lee 2008 note 021)."""
+    return np.exp(-log_d(r, alpha, a, b, x, t_x, T))
+
+
+def p_no_purchase(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any) -> np.ndarray:
+    """P(no repeat purchase in (T, T+t] | x, t_x, T).
+
+    Dead customers buy nothing; an alive one has lambda | data ~ Gamma(r+x, alpha+T), so
+    P(0 purchases in t | alive) = ((alpha+T)/(alpha+T+t))^(r+x) (no dropout before a purchase).
+    Hence P = 1 - 1/D + (1/D) ((alpha+T)/(alpha+T+t))^(r+x): the churn score for "buys nothing
+    in the holdout" (1 - P(alive) ignores that alive customers with a low rate buy nothing too).
+    """
+    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    none_if_alive = np.exp((r + np.asarray(x, dtype=float)) * (np.log(alpha + T) - np.log(alpha + T + t)))
+    return 1.0 - alive + alive * none_if_alive
+
+
+A_ONE_TOL = 1e-4
+"""Half-width of the band around a = 1 where eq. 10 is 0/0; there it is interpolated linearly
+between a = 1 - A_ONE_TOL and a = 1 + A_ONE_TOL (relative error ~1e-8, the function is smooth in a)."""
+
+
+def numerator_from_hyp(a: Any, c: Any, log1mz: Any, hyp: Any) -> np.ndarray:
+    """c/(a-1) [1 - (1-z)^(a-1) hyp] with hyp = 2F1(a+b-1-r, a-1; c; z), c = a+b+x-1, log1mz = log(1-z).
+
+    The Euler-transformed FHL 2005 eq. 10 numerator given its 2F1 value (see :func:`_numerator_raw`);
+    :mod:`clvlab.clv` supplies ``hyp`` from a recurrence in x instead of one hyp2f1 call per x.
+    Written as -expm1(e) - exp(e) (hyp - 1), e = (a-1) log(1-z), to keep precision when hyp ~ 1.
+    """
+    e = (a - 1.0) * log1mz
+    return c / (a - 1.0) * (-np.expm1(e) - np.exp(e) * (hyp - 1.0))
+
+
+def _numerator_raw(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, t: Any) -> np.ndarray:
+    """(a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)], z = t/(alpha+T+t).
+
+    Uses Euler's transformation 2F1(A,B;C;z) = (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) with
+    1 - z = (alpha+T)/(alpha+T+t), which turns the bracket into
+    1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z): no overflow for large x.
+    """
+    c = a + b + x - 1.0
+    log1mz = np.log(alpha + T) - np.log(alpha + T + t)
+    z = -np.expm1(log1mz)
+    return numerator_from_hyp(a, c, log1mz, sps.hyp2f1(a + b - 1.0 - r, a - 1.0, c, z))
+
+
+def expected_purchases_numerator(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, t: Any) -> np.ndarray:
+    """Numerator of FHL 2005 eq. 10: depends on (params, x, T, t) but NOT on t_x.
+
+    E[Y(t) | x, t_x, T] = numerator(x, T, t) / D(x, t_x, T). Near a = 1 (0/0) the value is
+    interpolated linearly in a between 1 -/+ :data:`A_ONE_TOL`.
+    """
+    r, alpha, a, b, x, T, t = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b, x, T, t)))
+    near = np.abs(a - 1.0) < A_ONE_TOL
+    out = np.empty(a.shape)
+    far = ~near
+    if far.any():
+        out[far] = _numerator_raw(r[far], alpha[far], a[far], b[far], x[far], T[far], t[far])
+    if near.any():
+        args = (r[near], alpha[near])
+        rest = (b[near], x[near], T[near], t[near])
+        lo = _numerator_raw(*args, 1.0 - A_ONE_TOL, *rest)
+        hi = _numerator_raw(*args, 1.0 + A_ONE_TOL, *rest)
+        w = (a[near] - (1.0 - A_ONE_TOL)) / (2.0 * A_ONE_TOL)
+        out[near] = lo + w * (hi - lo)
+    return out
+
+
+def conditional_expected_purchases(
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any
+) -> np.ndarray:
+    """E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (FHL 2005 eq. 10)."""
+    return expected_purchases_numerator(r, alpha, a, b, x, T, t) * np.exp(-log_d(r, alpha, a, b, x, t_x, T))
+
+
+def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.ndarray:
+    """E[X(t)] for a new customer (FHL 2005 eq. 9): eq. 10's numerator at x = 0, T = 0 (D = 1)."""
+    return expected_purchases_numerator(r, alpha, a, b, 0.0, 0.0, t)
+
+
+# --------------------------------------------------------------------------------------
+# pattern compression (design.md "Speed")
+# --------------------------------------------------------------------------------------
+def _factorize(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's unique key and the row of its first occurrence (keys sorted)."""
+    df = pd.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
+    codes = df.groupby(list(df.columns), sort=True).ngroup().to_numpy()
+    n = int(codes.max()) + 1 if len(codes) else 0
+    first = np.full(n, -1, dtype=np.int64)
+    # first occurrence of each code (reverse assignment keeps the smallest index)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes.astype(np.int64), first
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """Customers collapsed to unique (group, x, t_x, T) patterns, plus the factored tables.
+
+    ``group`` is the parameter row a customer uses: its segment, or (segment, covariate row)
+    when there are covariates. Tables: ``gx_group, gx_x`` unique (group, x);
+    ``gT_group, gT_T`` unique (group, T); ``gt_group, gt_tx`` unique (group, t_x).
+    Per pattern: ``group, x, t_x, T, weight`` and the gather indices ``ix, iT, itx``.
+    ``inverse`` maps each customer (input row) to its pattern.
+    """
+
+    group: np.ndarray
+    x: np.ndarray
+    t_x: np.ndarray
+    T: np.ndarray
+    weight: np.ndarray
+    inverse: np.ndarray
+    gx_group: np.ndarray
+    gx_x: np.ndarray
+    gT_group: np.ndarray
+    gT_T: np.ndarray
+    gt_group: np.ndarray
+    gt_tx: np.ndarray
+    ix: np.ndarray
+    iT: np.ndarray
+    itx: np.ndarray
+
+    @property
+    def n_patterns(self) -> int:
+        return len(self.x)
+
+
+def compress_patterns(group: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> Patterns:
+    """Collapse identical (group, x, t_x, T) rows to one pattern with a count weight."""
+    group = np.asarray(group, dtype=np.int64)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    inverse, first = _factorize(group, x, t_x, T)
+    weight = np.bincount(inverse, minlength=len(first)).astype(float)
+    pg, px, ptx, pT = group[first], x[first], t_x[first], T[first]
+    ix, fx = _factorize(pg, px)
+    iT, fT = _factorize(pg, pT)
+    itx, ft = _factorize(pg, ptx)
+    return Patterns(
+        group=pg, x=px, t_x=ptx, T=pT, weight=weight, inverse=inverse,
+        gx_group=pg[fx], gx_x=px[fx], gT_group=pg[fT], gT_T=pT[fT], gt_group=pg[ft], gt_tx=ptx[ft],
+        ix=ix, iT=iT, itx=itx,
+    )  # fmt: skip
+
+
+def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
+    """Per-pattern log-likelihood from group-level parameter vectors (indexed by group).
+
+    Special functions run on the unique (group, x), (group, T), (group, t_x) tables only,
+    then are gathered per pattern and joined by :func:`combine_loglik`. Weighted by
+    ``pat.weight`` and summed, it equals the sum of :func:`loglik` over customers.
+    """
+    c = xp.constant
+    g = c(pat.gx_group)
+    big_a, lr = x_terms(r[g], alpha[g], a[g], b[g], pat.gx_x, xp)
+    r_plus_x = r[g] + pat.gx_x
+    log_alpha_T = xp.log(alpha[c(pat.gT_group)] + pat.gT_T)
+    log_alpha_tx = xp.log(alpha[c(pat.gt_group)] + pat.gt_tx)
+    ix, iT, itx = c(pat.ix), c(pat.iT), c(pat.itx)
+    return combine_loglik(
+        big_a[ix], lr[ix], r_plus_x[ix], log_alpha_T[iT], log_alpha_tx[itx], pat.x > 0, xp,
+    )  # fmt: skip

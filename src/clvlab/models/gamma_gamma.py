@@ -1,0 +1,354 @@
+"""Hierarchical Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV") in PyMC.
+
+Fitted on repeat customers only (x > 0, mean repeat spend zbar > 0). Segment g has
+population parameters (p_g, q_g, gamma_g); the customer's nu is integrated out in closed
+form (:func:`~clvlab.models.gamma_gamma_math.gg_logpdf`, the one log-likelihood shared with
+the tests and :meth:`GammaGamma.log_likelihood`).
+
+Parameterisation. (p, q, gamma) are strongly correlated in the posterior: only the
+population mean spend E[z] = p gamma / (q - 1) is sharply identified. The sampler therefore
+works on
+    p (log link), q - 1 (log link: q > 1, so E[z] is finite), mean_spend = p gamma/(q-1) (log link)
+each built by :func:`~clvlab.models.hierarchy.segment_parameter` (pooled / unpooled /
+partial), with gamma = mean_spend (q - 1) / p as a deterministic. Priors (link scale,
+overridable through ``priors``): log p ~ N(1, 2), log(q-1) ~ N(1, 2), and log mean_spend ~
+N(log of the observed mean repeat spend, 2) -- the only data-scaled prior: it just sets the
+currency unit, sd 2 spans a factor e^4 either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from clvlab.errors import ClvlabInputError
+from clvlab.models import gamma_gamma_math as gm
+from clvlab.models.base import BayesianEstimator, hdi
+from clvlab.models.hierarchy import POOLINGS, ParamPrior, segment_parameter
+
+__all__ = ["GammaGamma", "independence_check", "DEFAULT_PRIORS"]
+
+SEGMENT_PARAMS = ("p", "q", "gamma")
+DEFAULT_PRIORS: dict[str, ParamPrior] = {
+    "p": ParamPrior("p", "log", loc=1.0, scale=2.0, sigma_scale=1.0),
+    "q_minus_1": ParamPrior("q_minus_1", "log", loc=1.0, scale=2.0, sigma_scale=1.0),
+    # loc None -> log(mean observed repeat spend), set at fit time
+    "mean_spend": ParamPrior("mean_spend", "log", loc=0.0, scale=2.0, sigma_scale=1.0),
+}
+ALL = "all"
+
+
+def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
+    rows = list(index[np.asarray(mask)][:k])
+    more = int(np.sum(mask)) - len(rows)
+    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
+
+
+class GammaGamma(BayesianEstimator):
+    """Hierarchical Gamma-Gamma estimator of mean spend per transaction.
+
+    Parameters
+    ----------
+    pooling : "pooled" | "unpooled" | "partial"
+        How segments share (p, q, gamma). Without ``segment`` it is always pooled.
+    segment : str, optional
+        Segment column of the RFM table.
+    priors : dict, optional
+        Overrides per parameter ("p", "q_minus_1", "mean_spend") of
+        ``{"loc", "scale", "sigma_scale"}`` on the log scale (see :class:`ParamPrior`).
+    """
+
+    model_name: ClassVar[str] = "gamma_gamma"
+    diagnostic_vars: ClassVar[tuple[str, ...]] = (
+        "p", "q", "gamma", "mean_spend", "p_mu", "q_minus_1_mu", "mean_spend_mu",
+        "p_sigma", "q_minus_1_sigma", "mean_spend_sigma",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        pooling: str = "partial",
+        segment: str | None = None,
+        priors: Mapping[str, Mapping[str, float]] | None = None,
+    ):
+        self.pooling = pooling
+        self.segment = segment
+        self.priors = priors
+
+    # ---- settings ----------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return dict(
+            pooling=self.pooling,
+            segment=self.segment,
+            priors={k: dict(v) for k, v in self.priors.items()} if self.priors else None,
+        )
+
+    @property
+    def effective_pooling(self) -> str:
+        return self.pooling if self.segment is not None else "pooled"
+
+    def _prior(self, name: str, spend_scale: float) -> ParamPrior:
+        base = DEFAULT_PRIORS[name]
+        if name == "mean_spend":
+            base = base.updated({"loc": float(np.log(spend_scale))})
+        over = (self.priors or {}).get(name)
+        return base.updated(dict(over) if over else None)
+
+    # ---- validation --------------------------------------------------------------------
+    def _validate(self, data: pd.DataFrame, *, fitting: bool = True) -> pd.DataFrame:
+        """Check an RFM table; return customer_id, frequency, monetary_value[, segment].
+
+        Fitting needs repeat customers only (frequency > 0, monetary_value > 0); prediction
+        accepts everyone (x = 0 customers get their segment's population mean).
+        """
+        problems: list[str] = []
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
+        bad = set(self.priors or {}) - set(DEFAULT_PRIORS)
+        if bad:
+            problems.append(f"priors: unknown parameters {sorted(bad)}; expected {sorted(DEFAULT_PRIORS)}")
+        if problems:
+            raise ClvlabInputError(problems, what="GammaGamma settings")
+        if not isinstance(data, pd.DataFrame):
+            raise ClvlabInputError(f"expected a pandas DataFrame (RFM table), got {type(data).__name__}", what="RFM data")
+        needed = ["customer_id", "frequency", "monetary_value"] + ([self.segment] if self.segment else [])
+        missing = [c for c in needed if c not in data.columns]
+        if missing:
+            raise ClvlabInputError([f"missing column {c!r} (columns: {list(data.columns)})" for c in missing], what="RFM data")
+        df = data[needed].copy().reset_index(drop=True)
+        for c in ("frequency", "monetary_value"):
+            if not pd.api.types.is_numeric_dtype(df[c]):
+                problems.append(f"column {c!r}: expected numbers, got dtype {df[c].dtype}")
+        if problems:
+            raise ClvlabInputError(problems, what="RFM data")
+        x = df["frequency"].astype(float).to_numpy()
+        m = df["monetary_value"].astype(float).to_numpy()
+        for c, v in (("frequency", x), ("monetary_value", m)):
+            bad = ~np.isfinite(v)
+            if bad.any():
+                problems.append(f"column {c!r}: {int(bad.sum())} missing or infinite value(s), {_examples(df.index, bad)}")
+        fin = np.isfinite(x) & np.isfinite(m)
+        neg = fin & (x < 0)
+        if neg.any():
+            problems.append(f"column 'frequency': negative value(s), expected >= 0, {_examples(df.index, neg)}")
+        frac = fin & (x != np.round(x))
+        if frac.any():
+            problems.append(f"column 'frequency': non-integer counts, {_examples(df.index, frac)}")
+        negm = fin & (m < 0)
+        if negm.any():
+            problems.append(f"column 'monetary_value': negative spend, expected >= 0, {_examples(df.index, negm)}")
+        if fitting:
+            zero_x = fin & (x == 0)
+            if zero_x.any():
+                problems.append(
+                    f"column 'frequency': {int(zero_x.sum())} customer(s) without repeat purchases (frequency 0): "
+                    f"the Gamma-Gamma model is fitted on repeat customers only; pass data[data.frequency > 0], "
+                    f"{_examples(df.index, zero_x)}"
+                )
+            zero_m = fin & (x > 0) & (m == 0)
+            if zero_m.any():
+                problems.append(
+                    f"column 'monetary_value': zero mean repeat spend for {int(zero_m.sum())} repeat customer(s): "
+                    f"the Gamma model needs spend > 0 (drop them or add a small floor), {_examples(df.index, zero_m)}"
+                )
+            if len(df) == 0:
+                problems.append("no rows")
+        if self.segment:
+            seg = df[self.segment]
+            miss = (seg.isna() | (seg.astype(str).str.strip() == "")).to_numpy()
+            if miss.any():
+                problems.append(f"column {self.segment!r}: {int(miss.sum())} missing segment value(s), {_examples(df.index, miss)}")
+        dup = df["customer_id"].duplicated(keep=False).to_numpy()
+        if dup.any():
+            problems.append(f"column 'customer_id': duplicated ids, {_examples(df.index, dup)}")
+        if problems:
+            raise ClvlabInputError(problems, what="RFM data")
+        df["customer_id"] = df["customer_id"].astype(str)
+        df["frequency"] = x
+        df["monetary_value"] = np.where(x > 0, m, 0.0)
+        if self.segment:
+            df[self.segment] = df[self.segment].astype(str)
+        return df
+
+    def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
+        if not self.segment:
+            if fitting:
+                self.segments_ = [ALL]
+            return np.zeros(len(df), dtype=np.int64)
+        if fitting:
+            self.segments_ = sorted(df[self.segment].unique())
+        codes = pd.Index(self.segments_).get_indexer(df[self.segment])
+        unknown = codes < 0
+        if unknown.any():
+            raise ClvlabInputError(
+                f"column {self.segment!r}: segment(s) {sorted(set(df[self.segment][unknown]))} not in the fit "
+                f"({self.segments_}), {_examples(df.index, unknown)}",
+                what="RFM data",
+            )
+        return codes.astype(np.int64)
+
+    # ---- model -------------------------------------------------------------------------
+    def _build_model(self, df: pd.DataFrame) -> Any:
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        seg = self._segment_codes(df, fitting=True)
+        pat = gm.compress_spend_patterns(seg, df["frequency"].to_numpy(), df["monetary_value"].to_numpy())
+        self.n_patterns_ = pat.n_patterns
+        spend_scale = float(np.mean(df["monetary_value"]))
+        self.spend_scale_ = spend_scale
+        pooling = self.effective_pooling
+        with pm.Model(coords={"segment": self.segments_}) as model:
+            p = segment_parameter(self._prior("p", spend_scale), pooling)
+            qm1 = segment_parameter(self._prior("q_minus_1", spend_scale), pooling)
+            mean_spend = segment_parameter(self._prior("mean_spend", spend_scale), pooling)
+            q = pm.Deterministic("q", 1.0 + qm1, dims="segment")
+            gamma = pm.Deterministic("gamma", mean_spend * qm1 / p, dims="segment")
+            g = pat.segment
+            ll = gm.gg_logpdf(pat.x, pat.zbar, p[g], q[g], gamma[g])
+            pm.Potential("loglik", pt.sum(pat.weight * ll))
+        return model
+
+    def fit(self, data: pd.DataFrame, *args: Any, **kwargs: Any) -> GammaGamma:  # noqa: D102 (see base)
+        super().fit(data, *args, **kwargs)
+        self.data_ = self._validate(data, fitting=True)
+        return self
+
+    fit.__doc__ = BayesianEstimator.fit.__doc__
+
+    # ---- posterior quantities ------------------------------------------------------------
+    def _prepare(self, data: pd.DataFrame | None, thin: int, fitting: bool = False):
+        self._check_fitted()
+        if data is None:
+            if getattr(self, "data_", None) is None:
+                raise ClvlabInputError("no data: pass the RFM table (the model was loaded from disk)", what="argument")
+            data = self.data_
+        df = self._validate(data, fitting=fitting)
+        seg = self._segment_codes(df, fitting=False)
+        par = {k: self.posterior_[k].values[:, ::thin][:, :, seg] for k in SEGMENT_PARAMS}
+        return df, par
+
+    def _customer_da(self, values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
+        c, d = values.shape[:2]
+        return xr.DataArray(
+            values,
+            dims=("chain", "draw", "customer_id"),
+            coords={"chain": np.arange(c), "draw": np.arange(d), "customer_id": df["customer_id"].to_numpy()},
+            name=name,
+        )
+
+    def expected_spend(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Posterior E[M | x, zbar] per customer (FHL 2005 eq. 5), dims (chain, draw, customer_id).
+
+        Customers with x = 0 get their segment's population mean p gamma / (q - 1).
+        """
+        df, par = self._prepare(data, thin)
+        x, m = df["frequency"].to_numpy(), df["monetary_value"].to_numpy()
+        val = gm.gg_conditional_mean_spend(x, m, par["p"], par["q"], par["gamma"])
+        return self._customer_da(val, df, "expected_spend")
+
+    def expected_spend_summary(self, data: pd.DataFrame | None = None, thin: int = 1, prob: float = 0.94) -> pd.DataFrame:
+        """Tidy per-customer summary of :meth:`expected_spend`: mean, sd, hdi_low, hdi_high."""
+        da = self.expected_spend(data, thin)
+        v = da.stack(_s=("chain", "draw")).transpose("customer_id", "_s").values
+        from clvlab.clv import hdi_sorted
+
+        lo, hi = hdi_sorted(np.sort(v, axis=1), prob)
+        out = pd.DataFrame({"customer_id": da["customer_id"].values, "mean": v.mean(1),
+                            "sd": v.std(1, ddof=1) if v.shape[1] > 1 else 0.0, "hdi_low": lo, "hdi_high": hi})  # fmt: skip
+        if self.segment:
+            src = self.data_ if data is None else data
+            out.insert(1, self.segment, src[self.segment].astype(str).to_numpy())
+        return out
+
+    def population_mean_spend(self) -> xr.DataArray:
+        """Posterior population mean spend per transaction p gamma / (q - 1), dims (chain, draw, segment)."""
+        self._check_fitted()
+        post = self.posterior_
+        return gm.gg_population_mean_spend(post["p"], post["q"], post["gamma"]).rename("population_mean_spend")
+
+    def log_likelihood(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
+        """Pointwise log-likelihood per repeat customer (for LOO), dims (chain, draw, customer_id)."""
+        df, par = self._prepare(data, thin, fitting=True)
+        val = gm.gg_logpdf(df["frequency"].to_numpy(), df["monetary_value"].to_numpy(), par["p"], par["q"], par["gamma"])
+        return self._customer_da(val, df, "log_likelihood")
+
+    def sample_mean_spend(self, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0) -> xr.DataArray:
+        """Posterior predictive replicate of each repeat customer's mean spend given x, dims (chain, draw, customer_id)."""
+        df, par = self._prepare(data, thin, fitting=True)
+        rng = np.random.default_rng(seed)
+        val = gm.gg_sample_mean_spend(df["frequency"].to_numpy(), par["p"], par["q"], par["gamma"], rng)
+        return self._customer_da(val, df, "mean_spend_rep")
+
+    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
+        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
+        self._check_fitted()
+        names = list(var_names) if var_names else [
+            v for v in ("p", "q", "gamma", "mean_spend", "p_pop", "q_minus_1_pop", "mean_spend_pop",
+                        "p_sigma", "q_minus_1_sigma", "mean_spend_sigma")
+            if v in self.posterior_
+        ]  # fmt: skip
+        rows = []
+        for v in names:
+            da = self.posterior_[v]
+            other = [d for d in da.dims if d not in ("chain", "draw")]
+            flat = da.stack(_s=("chain", "draw")).transpose(*other, "_s")
+            values = flat.values.reshape(-1, flat.sizes["_s"])
+            labels = [""] if not other else [str(k) for k in da[other[0]].values]
+            for lab, s in zip(labels, values, strict=True):
+                lo, hi = hdi(s, prob)
+                rows.append(dict(parameter=v, element=lab, mean=s.mean(), sd=s.std(ddof=1) if len(s) > 1 else 0.0,
+                                 hdi_low=lo, hdi_high=hi))  # fmt: skip
+        out = pd.DataFrame(rows)
+        if self.diagnostics_ is not None and len(out):
+            out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
+        return out.rename(columns={"element": "segment"})
+
+    def print_summary(self, prob: float = 0.94) -> None:
+        print(self.summary(prob=prob).to_string(index=False))
+
+    # ---- persistence hooks -------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)),
+                    spend_scale=float(getattr(self, "spend_scale_", float("nan"))))  # fmt: skip
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.segments_ = list(state["segments"])
+        self.n_patterns_ = int(state.get("n_patterns", 0))
+        self.spend_scale_ = float(state.get("spend_scale", float("nan")))
+        self.data_ = None
+
+
+def independence_check(rfm: pd.DataFrame, segment: str | None = None, prob: float = 0.95) -> pd.DataFrame:
+    """Gamma-Gamma's key assumption: spend is independent of purchase frequency.
+
+    Per segment (and overall), Pearson correlation of frequency and mean repeat spend over
+    repeat customers, with a Fisher-z confidence interval; also Spearman's rho. Tidy table:
+    segment, n, pearson_r, ci_low, ci_high, spearman_rho.
+    """
+    from scipy import stats
+
+    need = ["frequency", "monetary_value"] + ([segment] if segment else [])
+    missing = [c for c in need if c not in rfm.columns]
+    if missing:
+        raise ClvlabInputError([f"missing column {c!r}" for c in missing], what="RFM data")
+    rep = rfm[rfm["frequency"] > 0]
+    groups: list[tuple[str, pd.DataFrame]] = [(ALL, rep)]
+    if segment:
+        groups += [(str(g), d) for g, d in rep.groupby(segment, sort=True)]
+    zq = stats.norm.ppf(0.5 + prob / 2)
+    rows = []
+    for name, d in groups:
+        n = len(d)
+        if n < 4:
+            r = rho = lo = hi = float("nan")
+        else:
+            r = float(np.corrcoef(d["frequency"], d["monetary_value"])[0, 1])
+            rho = float(stats.spearmanr(d["frequency"], d["monetary_value"]).statistic)
+            z, se = np.arctanh(np.clip(r, -0.999999, 0.999999)), 1.0 / np.sqrt(n - 3)
+            lo, hi = float(np.tanh(z - zq * se)), float(np.tanh(z + zq * se))
+        rows.append(dict(segment=name, n=n, pearson_r=r, ci_low=lo, ci_high=hi, spearman_rho=rho))
+    return pd.DataFrame(rows)

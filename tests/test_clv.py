@@ -1,0 +1,257 @@
+"""Posterior CLV: fixed-params oracle (lifetimes), chunked engine vs dense reference, CAC, sensitivity, lifecycle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from clvlab import clv
+from clvlab.data.cdnow import load_cdnow
+from clvlab.errors import ClvlabInputError
+from clvlab.features.rfm import calibration_holdout
+from clvlab.models import bgnbd_math as bm
+
+BG = dict(r=0.243, alpha=4.414, a=0.793, b=2.426)  # FHL 2005 CDNOW MLE (weekly)
+GG = dict(p=6.25, q=3.74, gamma=15.44)
+
+
+@pytest.fixture(scope="module")
+def rfm() -> pd.DataFrame:
+    return calibration_holdout(load_cdnow(sample=True), "1997-09-30", "1998-06-30", "W")
+
+
+def _lifetimes_clv(rfm: pd.DataFrame, discount_rate: float, time: int = 12) -> np.ndarray:
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    bgf = BetaGeoFitter()
+    bgf.params_ = pd.Series(BG)
+    bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time
+    ggf = GammaGammaFitter()
+    ggf.params_ = pd.Series({"p": GG["p"], "q": GG["q"], "v": GG["gamma"]})
+    r = rfm.set_index("customer_id")
+    out = ggf.customer_lifetime_value(bgf, r["frequency"], r["recency"], r["T"], r["monetary_value"],
+                                      time=time, discount_rate=discount_rate, freq="W")  # fmt: skip
+    return out.to_numpy()
+
+
+@pytest.mark.parametrize("discount_rate", [0.01, 0.0])
+def test_fixed_params_equal_lifetimes(rfm: pd.DataFrame, discount_rate: float) -> None:
+    ref = _lifetimes_clv(rfm, discount_rate)
+    # lifetimes converts months to weeks with 4.345; the engine's default is 365.25/12/7
+    res = clv.customer_lifetime_value(BG, GG, rfm, discount_rate=discount_rate, period_length=4.345, threshold=50)
+    np.testing.assert_allclose(res.customers["clv_mean"], ref, rtol=1e-6, atol=1e-9)
+    dense = clv.clv_at_params(**BG, **GG, x=rfm["frequency"].to_numpy(), t_x=rfm["recency"].to_numpy(),
+                              T=rfm["T"].to_numpy(), zbar=rfm["monetary_value"].to_numpy(),
+                              period_length=4.345, discount_rate=discount_rate)  # fmt: skip
+    np.testing.assert_allclose(dense, ref, rtol=1e-6, atol=1e-9)
+    assert res.group_totals["all"].values[0, 0] == pytest.approx(ref.sum(), rel=1e-9)
+    np.testing.assert_array_equal(res.customers["p_clv_gt_50"], (ref > 50).astype(float))
+
+
+def test_margin_scales_and_period_length_default(rfm: pd.DataFrame) -> None:
+    assert clv.clv_period_length("M", "W") == pytest.approx(365.25 / 12 / 7)
+    a = clv.customer_lifetime_value(BG, GG, rfm)  # data_time_unit from rfm.attrs
+    b = clv.customer_lifetime_value(BG, GG, rfm, margin=0.3, data_time_unit="W")
+    assert a.settings["period_length"] == pytest.approx(365.25 / 12 / 7)
+    np.testing.assert_allclose(b.customers["clv_mean"], 0.3 * a.customers["clv_mean"], rtol=1e-12)
+    with pytest.raises(ClvlabInputError, match="data_time_unit"):
+        clv.customer_lifetime_value(BG, GG, pd.DataFrame(rfm))  # attrs dropped
+
+
+def test_factored_alive_equals_bgnbd_math() -> None:
+    rng = np.random.default_rng(0)
+    n, d = 300, 7
+    x = rng.integers(1, 40, n).astype(float)
+    T = rng.uniform(1, 80, n)
+    tx = rng.uniform(0, 1, n) * T
+    order = np.lexsort((T, x))
+    x, T, tx = x[order], T[order], tx[order]
+    r, alpha, a, b = (rng.uniform(lo, hi, d) for lo, hi in ((0.2, 2), (1, 10), (0.3, 2), (0.5, 4)))
+    starts = clv._runs(x, T)
+    pat = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+    got = clv._inv_d_factored(r, alpha, a, b, x[starts[:-1]][:, None], T[starts[:-1]][:, None], pat, tx)
+    ref = bm.p_alive(r[None, :], alpha[None, :], a[None, :], b[None, :], x[:, None], tx[:, None], T[:, None])
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_hdi_partition_matches_sorted_and_arviz() -> None:
+    import arviz as az
+
+    rng = np.random.default_rng(1)
+    v = rng.gamma(0.7, 10, (50, 400))
+    lo, hi = clv._hdi_inplace(v.copy(), 0.94)
+    slo, shi = clv.hdi_sorted(np.sort(v, 1), 0.94)
+    np.testing.assert_array_equal(lo, slo)
+    np.testing.assert_array_equal(hi, shi)
+    ref = np.asarray(az.hdi(v[0], prob=0.94))
+    np.testing.assert_allclose([lo[0], hi[0]], ref.ravel())
+
+
+def _posterior(rng: np.random.Generator, n_draws: int, segs: list[str], center: dict[str, float], sd: float = 0.1):
+    return xr.Dataset(
+        {k: (("chain", "draw", "segment"), np.exp(np.log(v) + sd * rng.standard_normal((1, n_draws, len(segs)))))
+         for k, v in center.items()},
+        coords={"segment": segs},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def segmented(rfm: pd.DataFrame):
+    rng = np.random.default_rng(2)
+    data = rfm.copy()
+    data["seg"] = np.where(rng.random(len(data)) < 0.3, "s1", "s2")
+    data["channel"] = rng.choice(["email", "search", "social"], len(data))
+    bg = clv.param_draws(_posterior(rng, 40, ["s1", "s2"], BG), clv.BGNBD_PARAMS, segment_col="seg")
+    gg = clv.param_draws(_posterior(rng, 40, ["all"], GG), clv.GG_PARAMS)
+    return data, bg, gg
+
+
+def test_engine_equals_dense_reference(segmented) -> None:
+    data, bg, gg = segmented
+    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"], threshold=[20.0, 100.0], chunk_size=97,
+                                      n_threads=2, progress=False)  # fmt: skip
+    code = data["seg"].map({"s1": 0, "s2": 1}).to_numpy()
+    par = {k: v[:, code] for k, v in bg.values.items()}
+    par.update({k: np.broadcast_to(v, (v.shape[0], len(data))) for k, v in gg.values.items()})
+    dense = clv.clv_at_params(**par, x=data["frequency"].to_numpy(), t_x=data["recency"].to_numpy(),
+                              T=data["T"].to_numpy(), zbar=data["monetary_value"].to_numpy(),
+                              period_length=clv.clv_period_length("M", "W"))  # fmt: skip  (draws, customers)
+    c = res.customers
+    np.testing.assert_allclose(c["clv_mean"], dense.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(c["clv_sd"], dense.std(0, ddof=1), rtol=1e-8)
+    lo, hi = clv.hdi_sorted(np.sort(dense, 0), 0.94, axis=0)
+    np.testing.assert_allclose(c["clv_hdi_low"], lo, rtol=1e-10)
+    np.testing.assert_allclose(c["clv_hdi_high"], hi, rtol=1e-10)
+    np.testing.assert_allclose(c["p_clv_gt_100"], (dense > 100).mean(0))
+    alive = bm.p_alive(par["r"], par["alpha"], par["a"], par["b"], data["frequency"].to_numpy(),
+                       data["recency"].to_numpy(), data["T"].to_numpy())  # fmt: skip
+    np.testing.assert_allclose(c["p_alive_mean"], alive.mean(0), rtol=1e-10)
+    # per-draw group totals
+    for col in ("seg", "channel"):
+        tot = res.group_totals[col]
+        for g in tot[col].values:
+            np.testing.assert_allclose(tot.sel({col: g}).values, dense[:, (data[col] == g).to_numpy()].sum(1), rtol=1e-10)
+    np.testing.assert_allclose(res.group_totals["all"].values[:, 0], dense.sum(1), rtol=1e-10)
+    s = res.summary("channel")
+    assert set(s["channel"]) == {"email", "search", "social"}
+    assert (s["total_hdi_low"] <= s["total_mean"]).all() and (s["total_mean"] <= s["total_hdi_high"]).all()
+    assert s["n_customers"].sum() == len(data)
+
+
+def test_unknown_segment_and_bad_rows(segmented) -> None:
+    data, bg, gg = segmented
+    bad = data.copy()
+    bad.loc[0, "seg"] = "s9"
+    with pytest.raises(ClvlabInputError, match="s9"):
+        clv.customer_lifetime_value(bg, gg, bad)
+    bad = data.copy()
+    bad.loc[1, "recency"] = bad.loc[1, "T"] + 1
+    bad.loc[2, "frequency"] = -1
+    with pytest.raises(ClvlabInputError) as err:
+        clv.customer_lifetime_value(bg, gg, bad)
+    assert len(err.value.problems) == 1 and "frequency" in str(err.value)
+
+
+def test_cac_ratio_ranking(segmented) -> None:
+    data, bg, gg = segmented
+    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"], customer_summaries=False)
+    tab = clv.cac_ratio(res, {"email": 5.0, "search": 50.0, "social": 1000.0}, by="channel")
+    assert list(tab["channel"]) == ["email", "search", "social"]
+    assert tab["p_rank_1"].sum() == pytest.approx(1.0)
+    assert tab["expected_rank"].sum() == pytest.approx(6.0)
+    assert tab.loc[0, "p_rank_1"] == 1.0 and tab.loc[2, "p_ratio_gt_1"] == 0.0
+    means = res.group_means("channel").mean("draw")
+    assert tab.set_index("channel").loc["email", "ratio_mean"] == pytest.approx(float(means.sel(channel="email")) / 5)
+    with pytest.raises(ClvlabInputError, match="no CAC for channel 'social'"):
+        clv.cac_ratio(res, {"email": 5.0, "search": 50.0})
+
+
+def test_sensitivity_and_retention_whatif(segmented) -> None:
+    data, bg, gg = segmented
+    sens = clv.sensitivity(bg, gg, data, discount_rates=[0.0, 0.01, 0.05], margins=[0.5, 1.0], by="seg")
+    one = sens[(sens["margin"] == 1.0) & (sens["group"] == "s1")].sort_values("discount_rate")
+    assert one["total_mean"].is_monotonic_decreasing and one["total_mean"].iloc[0] > one["total_mean"].iloc[-1]
+    half = sens[(sens["margin"] == 0.5) & (sens["group"] == "s1")].sort_values("discount_rate")
+    np.testing.assert_allclose(half["total_mean"].to_numpy(), 0.5 * one["total_mean"].to_numpy())
+    what = clv.retention_whatif(bg, gg, data, scales=[0.8, 1.0, 1.2])
+    s1 = what[what["segment"] == "s1"].set_index("dropout_scale")
+    assert s1.loc[1.0, "uplift_mean"] == 0.0
+    assert s1.loc[0.8, "uplift_mean"] > 0 > s1.loc[1.2, "uplift_mean"]
+    assert s1.loc[0.8, "uplift_hdi_low"] > 0  # paired draws: the uplift is clearly positive
+    # kappa kept, phi scaled
+    scaled = clv.scale_dropout(bg, {"s1": 0.5})
+    kap = bg.values["a"] + bg.values["b"]
+    np.testing.assert_allclose(scaled.values["a"] + scaled.values["b"], kap)
+    np.testing.assert_allclose(scaled.values["a"][:, 0] / kap[:, 0], 0.5 * bg.values["a"][:, 0] / kap[:, 0])
+    np.testing.assert_allclose(scaled.values["a"][:, 1], bg.values["a"][:, 1])
+
+
+def test_lifecycle_stage_export(segmented, tmp_path) -> None:
+    data, bg, gg = segmented
+    res = clv.customer_lifetime_value(bg, gg, data)
+    out = clv.lifecycle_stage(res, data, new_tenure=30.0, active_p_alive=0.7, lapsed_p_alive=0.3,
+                              path=tmp_path / "crm.csv")  # fmt: skip
+    pa, T = out["p_alive_mean"], data["T"].to_numpy()
+    assert (out.loc[T < 30, "stage"] == "new").all()
+    old = T >= 30
+    assert (out.loc[old & (pa >= 0.7), "stage"] == "active").all()
+    assert (out.loc[old & (pa < 0.3), "stage"] == "lapsed").all()
+    assert (out.loc[old & (pa >= 0.3) & (pa < 0.7), "stage"] == "at risk").all()
+    assert set(out["stage"]) == {"new", "active", "at risk", "lapsed"}
+    share = out["value_tier"].value_counts(normalize=True)
+    assert share["high"] == pytest.approx(0.2, abs=0.02)
+    back = pd.read_csv(tmp_path / "crm.csv")
+    assert list(back["stage"]) == list(out["stage"].astype(str))
+    with pytest.raises(ClvlabInputError):
+        clv.lifecycle_stage(res, data, active_p_alive=0.2, lapsed_p_alive=0.5)
+
+
+def test_fitted_estimators_feed_the_engine(segmented) -> None:
+    from clvlab.models.bgnbd import BGNBD
+    from clvlab.models.gamma_gamma import GammaGamma
+
+    data, bg, gg = segmented
+    rng = np.random.default_rng(3)
+    bgm = BGNBD(pooling="unpooled", segment="seg")
+    bgm.posterior_ = _posterior(rng, 30, ["s1", "s2"], BG)
+    ggm = GammaGamma(pooling="pooled")
+    ggm.posterior_ = _posterior(rng, 30, ["all"], GG)
+    res = clv.customer_lifetime_value(bgm, ggm, data)
+    assert res.settings["bgnbd_segment"] == "seg" and res.settings["gg_segment"] is None
+    assert set(res.group_totals) == {"all", "seg"}
+    ref = clv.customer_lifetime_value(clv.param_draws(bgm.posterior_, clv.BGNBD_PARAMS, segment_col="seg"),
+                                      clv.param_draws(ggm.posterior_, clv.GG_PARAMS), data)  # fmt: skip
+    np.testing.assert_allclose(res.customers["clv_mean"], ref.customers["clv_mean"])
+
+
+def test_figures_render(segmented) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from clvlab.plots import clv as pc
+
+    data, bg, gg = segmented
+    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"])
+    tab = clv.cac_ratio(res, {"email": 5.0, "search": 20.0, "social": 40.0})
+    sens = clv.sensitivity(bg, gg, data, discount_rates=[0.0, 0.02], margins=[1.0])
+    what = clv.retention_whatif(bg, gg, data, scales=[0.9, 1.0])
+    rng = np.random.default_rng(0)
+    figs = [pc.plot_clv_distribution(res, "channel"), pc.plot_cac_ratio(tab), pc.plot_sensitivity(sens, what),
+            pc.plot_spend_ppc(rng.gamma(5, 5, 200), rng.gamma(5, 5, (10, 200)))]  # fmt: skip
+    for f in figs:
+        assert isinstance(f, Figure) and f.axes
+        plt.close(f)
+
+
+def test_pattern_table_recurrence_equals_direct() -> None:
+    rng = np.random.default_rng(4)
+    d = 25
+    r, alpha, a, b = (rng.uniform(lo, hi, d) for lo, hi in ((0.15, 1.5), (2, 8), (0.4, 1.6), (1.0, 4)))
+    xs = np.concatenate([np.arange(0, 60), np.arange(0, 120, 7), [0, 1, 2, 3]]).astype(float)
+    Ts = np.concatenate([np.full(60, 70.0), np.full(18, 55.5), np.full(4, 1.0)])  # T = 1: z > 1/2, direct path
+    kw = dict(horizon=12, period_length=clv.clv_period_length("M", "W"), discount_rate=0.01)
+    got = clv._pattern_table(r, alpha, a, b, xs, Ts, **kw)
+    ref = clv.discounted_purchases(r[None, :], alpha[None, :], a[None, :], b[None, :], xs[:, None], Ts[:, None], **kw)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
