@@ -63,7 +63,7 @@ def test_map_maps_back_constrained_values_and_deterministics(partial_map):
     np.testing.assert_allclose(post["b"], (1 - post["phi"]) * post["kappa"], rtol=1e-12)
     eta = post["r_mu"] + post["r_sigma"] * post["r_z"]
     np.testing.assert_allclose(post["r"], np.exp(eta), rtol=1e-12)
-    assert float(post["r_sigma"]) > 0
+    assert post["r_sigma"].item() > 0
 
 
 def test_map_predictions_work(partial_map, seg_rfm):
@@ -87,5 +87,5 @@ def test_pymc_sampler_path():
     for k in ("r", "alpha", "a", "b"):
         draws = post[k].values.ravel()
         # the CDNOW posterior is near-normal: its mean lies within a fraction of an sd of the mode
-        assert abs(draws.mean() - float(mp.posterior_[k])) < 0.5 * draws.std(), k
+        assert abs(draws.mean() - mp.posterior_[k].item()) < 0.5 * draws.std(), k
     assert m.expected_purchases(4.0).shape == (2, 150, len(rfm))

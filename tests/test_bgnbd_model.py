@@ -181,6 +181,8 @@ def _coverage(model: BGNBD, prob: float = 0.90) -> tuple[int, int]:
 
 RECOVERY_SEEDS = (11, 12)
 NUTS_SMALL = dict(chains=2, draws=300, tune=400, progressbar=False, target_accept=0.9)
+# r_mu mixed slowly on seed 12's draw (bulk ESS 92, R-hat 1.065 after 400 tuning steps; 1.025 after 600)
+NUTS_RECOVERY = {**NUTS_SMALL, "tune": 600}
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,8 @@ def recovery_fits() -> dict[int, BGNBD]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for seed in RECOVERY_SEEDS:
-            out[seed] = BGNBD(pooling="partial", segment="channel").fit(_simulated_rfm(seed), seed=seed, **NUTS_SMALL)
+            m = BGNBD(pooling="partial", segment="channel")
+            out[seed] = m.fit(_simulated_rfm(seed), seed=seed, **NUTS_RECOVERY)
     return out
 
 
@@ -207,10 +210,17 @@ def test_partial_pooling_recovers_segment_parameters(recovery_fits):
 
 SHRINK_TRUTH = {**TRUE_SEGMENTS, "s7": (0.5, 3.5, 0.85, 2.5)}  # small segment buys ~2x the population rate
 SHRINK_SIZES = SIZES
+# Seed 21's draw gave s7's 30 customers a mean purchase rate of 0.084 (truth 0.143) and the same
+# observed repeat rate as the other segments: no outlier for any model to see. 22 is the next seed.
+SHRINK_SEED = 22
 
 
 def test_small_segment_shrinks_under_partial_pooling():
-    rfm = _simulated_rfm(21, SHRINK_TRUTH, SHRINK_SIZES)
+    rfm = _simulated_rfm(SHRINK_SEED, SHRINK_TRUTH, SHRINK_SIZES)
+    # premise, on the data alone: the small segment's repeat purchases per week of exposure stand out
+    small = rfm["channel"] == "s7"
+    rate_obs = [rfm.loc[m, "frequency"].sum() / rfm.loc[m, "T"].sum() for m in (small, ~small)]
+    assert rate_obs[0] > 1.5 * rate_obs[1], rate_obs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         part = BGNBD(pooling="partial", segment="channel").fit(rfm, seed=1, **NUTS_SMALL)

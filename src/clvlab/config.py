@@ -44,6 +44,7 @@ class ModelConfig:
     chains: int = 4
     draws: int = 1000
     tune: int = 1000
+    target_accept: float = 0.8
     compare_pooling: bool = False  # also fit pooled + unpooled (forest plot of shrinkage)
 
 

@@ -97,7 +97,8 @@ def _features(ctx: RunContext) -> None:
 
 
 def _fit_options(m) -> dict[str, Any]:
-    return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune)
+    return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
+                target_accept=m.target_accept)
 
 
 def _bgnbd(ctx: RunContext) -> None:
@@ -165,6 +166,13 @@ def _clv(ctx: RunContext) -> None:
     m, f, c = ctx.config.gamma_gamma, ctx.config.features, ctx.config.clv
     rfm, bg = ctx.artifacts["rfm"], ctx.artifacts["bgnbd"]
     repeaters = rfm[rfm["frequency"] > 0]
+    zero_spend = repeaters["monetary_value"] <= 0
+    if zero_spend.any():  # the Gamma likelihood needs spend > 0; their CLV still uses E[M | x, zbar = 0]
+        msg = (f"{int(zero_spend.sum())} repeat customer(s) with zero mean repeat spend left out of the spend-model "
+               f"fit (e.g. {list(repeaters.loc[zero_spend, 'customer_id'].head(3))}); their CLV is still computed")
+        ctx.log("gamma-gamma: " + msg)
+        ctx.report.add_text("Spend (Gamma-Gamma)", msg)
+        repeaters = repeaters[~zero_spend]
     indep = independence_check(repeaters, f.segment)
     ctx.table(indep, "gg_independence_check")
     ctx.report.add_table("Spend (Gamma-Gamma)", indep,

@@ -9,7 +9,7 @@ from importlib import metadata
 import pandas as pd
 
 TRACKED_PACKAGES = ("clvlab", "pymc", "pytensor", "arviz", "nutpie", "numpy", "scipy", "pandas",
-                    "duckdb", "lifelines", "matplotlib")
+                    "duckdb", "lifelines", "matplotlib", "xarray")
 
 
 def package_versions() -> dict[str, str]:

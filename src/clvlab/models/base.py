@@ -53,7 +53,7 @@ BFMI_MIN = 0.3
 POSTERIOR_FILE = "posterior.nc"
 METADATA_FILE = "metadata.json"
 MAP_MODE = "FAST_COMPILE"
-"""Pytensor mode of the MAP objective. Measured (2 shared cores, median of runs): full CDNOW
+"""Pytensor mode of the MAP objective. Measured (one run each, 2 shared cores): full CDNOW
 pooled, 8.7k patterns, 16 evaluations: FAST_COMPILE 1.2 s compile + 6 ms/eval; NUMBA 4.2 s
 rewrites + 0.9 s (cached) jit + 1.2 ms/eval; C ("cvm") ~50 s the first time. 1M customers /
 20 segments, 136k patterns, ~115 evaluations: FAST_COMPILE 2.6 s + 36 ms/eval = 12 s; NUMBA 7.6 s

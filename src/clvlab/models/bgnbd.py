@@ -247,6 +247,8 @@ class BGNBD(BayesianEstimator):
         if cov:
             coords["covariate"] = cov
         with pm.Model(coords=coords) as model:
+            # non-centred partial pooling: on full CDNOW (12 cohorts of 1.6k-2.6k customers) the
+            # centred form was measured worse (206 divergences, min ESS 161 vs 0 and 1183)
             r = segment_parameter(self._prior("r"), pooling)
             alpha = segment_parameter(self._prior("alpha"), pooling)
             phi = segment_parameter(self._prior("phi"), pooling)

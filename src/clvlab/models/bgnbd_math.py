@@ -161,10 +161,14 @@ def log_d_excess(
     """
     if out is None:
         return log_ratio + r_plus_x * (log_alpha_T - log_alpha_tx)
-    np.subtract(log_alpha_T, log_alpha_tx, out=out)
+    # the same expression as log_ratio - r_plus_x * (log_alpha_tx - log_alpha_T), in place
+    if np.isscalar(log_alpha_T) and log_alpha_T == 0.0:
+        if out is not log_alpha_tx:
+            np.copyto(out, log_alpha_tx)
+    else:
+        np.subtract(log_alpha_tx, log_alpha_T, out=out)
     out *= r_plus_x
-    out += log_ratio
-    return out
+    return np.subtract(log_ratio, out, out=out)
 
 
 def combine_log_d(
