@@ -233,11 +233,22 @@ def convergence_problems(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+ALL = "all"  # the single segment name when a model has no segment column
+
+
+def examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
+    """'rows [..] (+n more)' for the rows of ``index`` where ``mask`` holds (error messages)."""
+    rows = list(index[np.asarray(mask)][:k])
+    more = int(np.sum(mask)) - len(rows)
+    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
+
+
 class BayesianEstimator:
     """Base class: ``fit`` / diagnostics / ``save`` / ``load``. See the module docstring."""
 
     model_name: ClassVar[str] = "base"
     diagnostic_vars: ClassVar[tuple[str, ...]] = ()
+    summary_vars: ClassVar[tuple[str, ...]] = ()  # default rows of summary(), those in the posterior
 
     # ---- subclass hooks -------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -331,6 +342,59 @@ class BayesianEstimator:
                     f"{self.model_name}: sampler diagnostics: " + "; ".join(problems), ConvergenceWarning, stacklevel=2
                 )
         return self
+
+    def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
+        """Integer code of each row's segment (``self.segment`` column); sets ``segments_`` when fitting."""
+        if not self.segment:
+            if fitting:
+                self.segments_ = [ALL]
+            return np.zeros(len(df), dtype=np.int64)
+        if fitting:
+            self.segments_ = sorted(df[self.segment].unique())
+        codes = pd.Index(self.segments_).get_indexer(df[self.segment])
+        unknown = codes < 0
+        if unknown.any():
+            raise ClvlabInputError(
+                f"column {self.segment!r}: segment(s) {sorted(set(df[self.segment][unknown]))} not in the fit "
+                f"({self.segments_}), {examples(df.index, unknown)}",
+                what="RFM data",
+            )
+        return codes.astype(np.int64)
+
+    # ---- summaries -------------------------------------------------------------------
+    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
+        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
+        self._check_fitted()
+        names = list(var_names) if var_names else [v for v in self.summary_vars if v in self.posterior_]
+        rows = []
+        for v in names:
+            da = self.posterior_[v]
+            other = [d for d in da.dims if d not in ("chain", "draw")]
+            flat = da.stack(_s=("chain", "draw")).transpose(*other, "_s")
+            values = flat.values.reshape(-1, flat.sizes["_s"])
+            labels = [""] if not other else [str(k) for k in da[other[0]].values]
+            for lab, s in zip(labels, values, strict=True):
+                lo, hi = hdi(s, prob)
+                rows.append(dict(parameter=v, element=lab, mean=s.mean(), sd=s.std(ddof=1) if len(s) > 1 else 0.0,
+                                 hdi_low=lo, hdi_high=hi))  # fmt: skip
+        out = pd.DataFrame(rows)
+        if self.diagnostics_ is not None and len(out):
+            out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
+        return out.rename(columns={"element": "segment"})
+
+    def print_summary(self, prob: float = 0.94) -> None:
+        print(self.summary(prob=prob).to_string(index=False))
+
+    @staticmethod
+    def _customer_da(values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
+        """Per-customer draws (chain, draw, customer) as a labelled DataArray."""
+        c, d = values.shape[:2]
+        return xr.DataArray(
+            values,
+            dims=("chain", "draw", "customer_id"),
+            coords={"chain": np.arange(c), "draw": np.arange(d), "customer_id": df["customer_id"].to_numpy()},
+            name=name,
+        )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "posterior_"):

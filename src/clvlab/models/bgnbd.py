@@ -33,7 +33,7 @@ import xarray as xr
 
 from clvlab.errors import ClvlabInputError
 from clvlab.models import bgnbd_math as bm
-from clvlab.models.base import BayesianEstimator, hdi
+from clvlab.models.base import BayesianEstimator, examples as _examples
 from clvlab.models.hierarchy import POOLINGS, ParamPrior, segment_parameter
 
 SEGMENT_PARAMS = ("r", "alpha", "a", "b")
@@ -44,13 +44,6 @@ DEFAULT_PRIORS: dict[str, ParamPrior] = {
     "kappa": ParamPrior("kappa", "log", loc=1.0, scale=2.0, sigma_scale=1.0),
 }
 COVARIATE_PRIOR_SD = 1.0
-ALL = "all"  # the single segment name when no segment column is given
-
-
-def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
-    rows = list(index[np.asarray(mask)][:k])
-    more = int(np.sum(mask)) - len(rows)
-    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
 
 
 class BGNBD(BayesianEstimator):
@@ -70,6 +63,10 @@ class BGNBD(BayesianEstimator):
     """
 
     model_name: ClassVar[str] = "bgnbd"
+    summary_vars: ClassVar[tuple[str, ...]] = (
+        *SEGMENT_PARAMS, "phi", "kappa", "r_pop", "alpha_pop", "phi_pop", "kappa_pop",
+        "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b",
+    )  # fmt: skip
     diagnostic_vars: ClassVar[tuple[str, ...]] = (
         "r", "alpha", "a", "b", "r_mu", "alpha_mu", "phi_mu", "kappa_mu",
         "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b",
@@ -205,24 +202,6 @@ class BGNBD(BayesianEstimator):
         return df
 
     # ---- model -------------------------------------------------------------------------
-    def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
-        if not self.segment:
-            if fitting:
-                self.segments_ = [ALL]
-            return np.zeros(len(df), dtype=np.int64)
-        if fitting:
-            self.segments_ = sorted(df[self.segment].unique())
-        lookup = pd.Index(self.segments_)
-        codes = lookup.get_indexer(df[self.segment])
-        unknown = codes < 0
-        if unknown.any():
-            raise ClvlabInputError(
-                f"column {self.segment!r}: segment(s) {sorted(set(df[self.segment][unknown]))} not in the fit "
-                f"({self.segments_}), {_examples(df.index, unknown)}",
-                what="RFM data",
-            )
-        return codes.astype(np.int64)
-
     def _groups(self, df: pd.DataFrame, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Parameter groups: segment, or (segment, covariate row). Returns (group, group_seg, group_X)."""
         cov = list(self.covariates or [])
@@ -288,15 +267,6 @@ class BGNBD(BayesianEstimator):
                 beta = self._draws(f"beta_{k}", thin)  # (chain, draw, covariate)
                 p[k] = p[k] * np.exp(sign * np.einsum("cdk,gk->cdg", beta, g_X))
         return df, p, group
-
-    def _customer_da(self, values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
-        c, d = values.shape[:2]
-        return xr.DataArray(
-            values,
-            dims=("chain", "draw", "customer_id"),
-            coords={"chain": np.arange(c), "draw": np.arange(d), "customer_id": df["customer_id"].to_numpy()},
-            name=name,
-        )
 
     # ---- predictions -------------------------------------------------------------------
     def p_alive(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
@@ -398,30 +368,6 @@ class BGNBD(BayesianEstimator):
         return self._customer_da(val[:, :, pat.inverse], df, "log_likelihood")
 
     # ---- summaries ---------------------------------------------------------------------
-    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
-        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
-        self._check_fitted()
-        names = list(var_names) if var_names else [
-            v for v in (*SEGMENT_PARAMS, "phi", "kappa", "r_pop", "alpha_pop", "phi_pop", "kappa_pop",
-                        "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b")
-            if v in self.posterior_
-        ]  # fmt: skip
-        rows = []
-        for v in names:
-            da = self.posterior_[v]
-            other = [d for d in da.dims if d not in ("chain", "draw")]
-            flat = da.stack(_s=("chain", "draw")).transpose(*other, "_s")
-            values = flat.values.reshape(-1, flat.sizes["_s"])
-            labels = [""] if not other else [str(k) for k in da[other[0]].values]
-            for lab, s in zip(labels, values, strict=True):
-                lo, hi = hdi(s, prob)
-                rows.append(dict(parameter=v, element=lab, mean=s.mean(), sd=s.std(ddof=1) if len(s) > 1 else 0.0,
-                                 hdi_low=lo, hdi_high=hi))  # fmt: skip
-        out = pd.DataFrame(rows)
-        if self.diagnostics_ is not None and len(out):
-            out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
-        return out.rename(columns={"element": "segment"})
-
     # ---- persistence hooks -------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)))

@@ -18,7 +18,7 @@ currency unit, sd 2 spans a factor e^4 either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +27,7 @@ import xarray as xr
 
 from clvlab.errors import ClvlabInputError
 from clvlab.models import gamma_gamma_math as gm
-from clvlab.models.base import BayesianEstimator, hdi
+from clvlab.models.base import ALL, BayesianEstimator, examples as _examples
 from clvlab.models.hierarchy import POOLINGS, ParamPrior, segment_parameter
 
 __all__ = ["GammaGamma", "independence_check", "DEFAULT_PRIORS"]
@@ -39,13 +39,6 @@ DEFAULT_PRIORS: dict[str, ParamPrior] = {
     # loc None -> log(mean observed repeat spend), set at fit time
     "mean_spend": ParamPrior("mean_spend", "log", loc=0.0, scale=2.0, sigma_scale=1.0),
 }
-ALL = "all"
-
-
-def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
-    rows = list(index[np.asarray(mask)][:k])
-    more = int(np.sum(mask)) - len(rows)
-    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
 
 
 class GammaGamma(BayesianEstimator):
@@ -63,6 +56,10 @@ class GammaGamma(BayesianEstimator):
     """
 
     model_name: ClassVar[str] = "gamma_gamma"
+    summary_vars: ClassVar[tuple[str, ...]] = (
+        "p", "q", "gamma", "mean_spend", "p_pop", "q_minus_1_pop", "mean_spend_pop",
+        "p_sigma", "q_minus_1_sigma", "mean_spend_sigma",
+    )  # fmt: skip
     diagnostic_vars: ClassVar[tuple[str, ...]] = (
         "p", "q", "gamma", "mean_spend", "p_mu", "q_minus_1_mu", "mean_spend_mu",
         "p_sigma", "q_minus_1_sigma", "mean_spend_sigma",
@@ -173,23 +170,6 @@ class GammaGamma(BayesianEstimator):
             df[self.segment] = df[self.segment].astype(str)
         return df
 
-    def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
-        if not self.segment:
-            if fitting:
-                self.segments_ = [ALL]
-            return np.zeros(len(df), dtype=np.int64)
-        if fitting:
-            self.segments_ = sorted(df[self.segment].unique())
-        codes = pd.Index(self.segments_).get_indexer(df[self.segment])
-        unknown = codes < 0
-        if unknown.any():
-            raise ClvlabInputError(
-                f"column {self.segment!r}: segment(s) {sorted(set(df[self.segment][unknown]))} not in the fit "
-                f"({self.segments_}), {_examples(df.index, unknown)}",
-                what="RFM data",
-            )
-        return codes.astype(np.int64)
-
     # ---- model -------------------------------------------------------------------------
     def _build_model(self, df: pd.DataFrame) -> Any:
         import pymc as pm
@@ -230,15 +210,6 @@ class GammaGamma(BayesianEstimator):
         seg = self._segment_codes(df, fitting=False)
         par = {k: self.posterior_[k].values[:, ::thin][:, :, seg] for k in SEGMENT_PARAMS}
         return df, par
-
-    def _customer_da(self, values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
-        c, d = values.shape[:2]
-        return xr.DataArray(
-            values,
-            dims=("chain", "draw", "customer_id"),
-            coords={"chain": np.arange(c), "draw": np.arange(d), "customer_id": df["customer_id"].to_numpy()},
-            name=name,
-        )
 
     def expected_spend(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
         """Posterior E[M | x, zbar] per customer (FHL 2005 eq. 5), dims (chain, draw, customer_id).
@@ -282,33 +253,6 @@ class GammaGamma(BayesianEstimator):
         rng = np.random.default_rng(seed)
         val = gm.gg_sample_mean_spend(df["frequency"].to_numpy(), par["p"], par["q"], par["gamma"], rng)
         return self._customer_da(val, df, "mean_spend_rep")
-
-    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
-        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
-        self._check_fitted()
-        names = list(var_names) if var_names else [
-            v for v in ("p", "q", "gamma", "mean_spend", "p_pop", "q_minus_1_pop", "mean_spend_pop",
-                        "p_sigma", "q_minus_1_sigma", "mean_spend_sigma")
-            if v in self.posterior_
-        ]  # fmt: skip
-        rows = []
-        for v in names:
-            da = self.posterior_[v]
-            other = [d for d in da.dims if d not in ("chain", "draw")]
-            flat = da.stack(_s=("chain", "draw")).transpose(*other, "_s")
-            values = flat.values.reshape(-1, flat.sizes["_s"])
-            labels = [""] if not other else [str(k) for k in da[other[0]].values]
-            for lab, s in zip(labels, values, strict=True):
-                lo, hi = hdi(s, prob)
-                rows.append(dict(parameter=v, element=lab, mean=s.mean(), sd=s.std(ddof=1) if len(s) > 1 else 0.0,
-                                 hdi_low=lo, hdi_high=hi))  # fmt: skip
-        out = pd.DataFrame(rows)
-        if self.diagnostics_ is not None and len(out):
-            out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
-        return out.rename(columns={"element": "segment"})
-
-    def print_summary(self, prob: float = 0.94) -> None:
-        print(self.summary(prob=prob).to_string(index=False))
 
     # ---- persistence hooks -------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
