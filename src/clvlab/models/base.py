@@ -343,6 +343,11 @@ class BayesianEstimator:
                 )
         return self
 
+    @property
+    def effective_pooling(self) -> str:
+        """The pooling actually used: without a segment column there is one population."""
+        return self.pooling if self.segment is not None else "pooled"
+
     def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
         """Integer code of each row's segment (``self.segment`` column); sets ``segments_`` when fitting."""
         if not self.segment:

@@ -93,10 +93,6 @@ class BGNBD(BayesianEstimator):
             covariates=list(self.covariates) if self.covariates else None,
         )
 
-    @property
-    def effective_pooling(self) -> str:
-        return self.pooling if self.segment is not None else "pooled"
-
     def _prior(self, name: str) -> ParamPrior:
         over = (self.priors or {}).get(name)
         return DEFAULT_PRIORS[name].updated(dict(over) if over else None)

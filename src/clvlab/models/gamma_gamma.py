@@ -83,10 +83,6 @@ class GammaGamma(BayesianEstimator):
             priors={k: dict(v) for k, v in self.priors.items()} if self.priors else None,
         )
 
-    @property
-    def effective_pooling(self) -> str:
-        return self.pooling if self.segment is not None else "pooled"
-
     def _prior(self, name: str, spend_scale: float) -> ParamPrior:
         base = DEFAULT_PRIORS[name]
         if name == "mean_spend":
