@@ -89,3 +89,19 @@ def test_pymc_sampler_path():
         # the CDNOW posterior is near-normal: its mean lies within a fraction of an sd of the mode
         assert abs(draws.mean() - mp.posterior_[k].item()) < 0.5 * draws.std(), k
     assert m.expected_purchases(4.0).shape == (2, 150, len(rfm))
+
+
+@pytest.mark.slow
+def test_numpyro_sampler_path(seg_rfm):
+    """numpyro runs the model through pytensor's JAX backend (the fused likelihood op's JAX form)."""
+    pytest.importorskip("numpyro")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short run may warn about ESS
+        m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", chains=2, draws=200, tune=200, seed=3, progressbar=False)
+        mp = BGNBD(pooling="pooled").fit(seg_rfm, method="map", progressbar=False)
+    post = m.posterior_
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200 and m.fit_info_["sampler"] == "numpyro"
+    assert m.convergence_["divergences"] == 0 and m.convergence_["max_r_hat"] < 1.05
+    for k in ("r", "alpha", "a", "b"):
+        draws = post[k].values.ravel()
+        assert abs(np.median(draws) - mp.posterior_[k].item()) < 0.5 * draws.std(), k

@@ -30,7 +30,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=["nutpie", "numpyro", "pymc"], default="nutpie")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's: nutpie 400)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder to write")
 

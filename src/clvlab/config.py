@@ -43,7 +43,7 @@ class ModelConfig:
     sampler: Literal["nutpie", "numpyro", "pymc"] = "nutpie"
     chains: int = 4
     draws: int = 1000
-    tune: int = 1000
+    tune: int | None = None  # None: the sampler's default (nutpie 400, pymc / numpyro 1000)
     target_accept: float = 0.8
     compare_pooling: bool = False  # also fit pooled + unpooled (forest plot of shrinkage)
 
@@ -166,6 +166,8 @@ def load_config(path: str | Path | dict[str, Any], **overrides: Any) -> RunConfi
         for section in ("bgnbd", "gamma_gamma"):
             m = getattr(cfg, section)
             for key in ("chains", "draws", "tune"):
+                if key == "tune" and m.tune is None:
+                    continue
                 if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
                     problems.append(f"config.{section}.{key}={getattr(m, key)!r}: expected a positive integer")
     if problems:

@@ -230,8 +230,9 @@ class BGNBD(BayesianEstimator):
             kappa = segment_parameter(self._prior("kappa"), pooling)
             a = pm.Deterministic("a", phi * kappa, dims="segment")
             b = pm.Deterministic("b", (1.0 - phi) * kappa, dims="segment")
-            r_g, alpha_g, a_g, b_g = r[g_seg], alpha[g_seg], a[g_seg], b[g_seg]
-            if cov:
+            r_g, alpha_g, a_g, b_g = r, alpha, a, b  # groups are the segments
+            if cov:  # groups are (segment, covariate row): gather the segment values first
+                r_g, alpha_g, a_g, b_g = r[g_seg], alpha[g_seg], a[g_seg], b[g_seg]
                 X = pt.as_tensor_variable(g_X)
                 beta_alpha = pm.Normal("beta_alpha", 0.0, COVARIATE_PRIOR_SD, dims="covariate")
                 beta_a = pm.Normal("beta_a", 0.0, COVARIATE_PRIOR_SD, dims="covariate")
@@ -239,9 +240,14 @@ class BGNBD(BayesianEstimator):
                 alpha_g = alpha_g * pt.exp(-pt.dot(X, beta_alpha))
                 a_g = a_g * pt.exp(pt.dot(X, beta_a))
                 b_g = b_g * pt.exp(pt.dot(X, beta_b))
-            ll = bm.loglik_patterns(r_g, alpha_g, a_g, b_g, pat, xp=bm.PT)
-            pm.Potential("loglik", pt.sum(pat.weight * ll))
+            pm.Potential("loglik", bm.loglik_total(r_g, alpha_g, a_g, b_g, pat, xp=bm.PT))
         return model
+
+    def _prepare_backend(self, backend: str) -> None:
+        if backend == "jax":  # the fused likelihood op needs its JAX implementation registered
+            from clvlab.models.bgnbd_kernel import register_jax
+
+            register_jax()
 
     # ---- posterior parameters for (new) data --------------------------------------------
     def _draws(self, name: str, thin: int) -> np.ndarray:

@@ -48,7 +48,9 @@ __all__ = [
     "A_ONE_TOL",
     "Patterns",
     "compress_patterns",
+    "pattern_tables",
     "loglik_patterns",
+    "loglik_total",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -329,20 +331,38 @@ def compress_patterns(group: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.n
     )  # fmt: skip
 
 
-def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
-    """Per-pattern log-likelihood from group-level parameter vectors (indexed by group).
-
-    Special functions run on the unique (group, x), (group, T), (group, t_x) tables only,
-    then are gathered per pattern and joined by :func:`combine_loglik`. Weighted by
-    ``pat.weight`` and summed, it equals the sum of :func:`loglik` over customers.
-    """
+def pattern_tables(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> tuple[Any, ...]:
+    """The factored tables: ``(A, log_ratio, r+x)`` on unique (group, x), ``log(alpha+T)`` on
+    unique (group, T) and ``log(alpha+t_x)`` on unique (group, t_x); parameters indexed by group."""
     c = xp.constant
     g = c(pat.gx_group)
     big_a, lr = x_terms(r[g], alpha[g], a[g], b[g], pat.gx_x, xp)
-    r_plus_x = r[g] + pat.gx_x
-    log_alpha_T = xp.log(alpha[c(pat.gT_group)] + pat.gT_T)
-    log_alpha_tx = xp.log(alpha[c(pat.gt_group)] + pat.gt_tx)
+    return big_a, lr, r[g] + pat.gx_x, xp.log(alpha[c(pat.gT_group)] + pat.gT_T), xp.log(alpha[c(pat.gt_group)] + pat.gt_tx)
+
+
+def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
+    """Per-pattern log-likelihood from group-level parameter vectors (indexed by group).
+
+    Special functions run on the unique (group, x), (group, T), (group, t_x) tables only
+    (:func:`pattern_tables`), then are gathered per pattern and joined by :func:`combine_loglik`.
+    Weighted by ``pat.weight`` and summed, it equals the sum of :func:`loglik` over customers.
+    """
+    big_a, lr, r_plus_x, log_alpha_T, log_alpha_tx = pattern_tables(r, alpha, a, b, pat, xp)
+    c = xp.constant
     ix, iT, itx = c(pat.ix), c(pat.iT), c(pat.itx)
     return combine_loglik(
         big_a[ix], lr[ix], r_plus_x[ix], log_alpha_T[iT], log_alpha_tx[itx], pat.x > 0, xp,
     )  # fmt: skip
+
+
+def loglik_total(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
+    """Total log-likelihood, sum over patterns of weight x :func:`loglik_patterns` (the model's term).
+
+    Under pytensor it is the fused :class:`~clvlab.models.bgnbd_kernel.BGNBDLoglik` op (one
+    compiled loop gives the sum and its gradient with respect to the group vectors).
+    """
+    if xp.name == "numpy":
+        return float(np.dot(pat.weight, loglik_patterns(r, alpha, a, b, pat, xp)))
+    from clvlab.models.bgnbd_kernel import bgnbd_loglik
+
+    return bgnbd_loglik(r, alpha, a, b, pat)

@@ -1,0 +1,275 @@
+"""Fused BG/NBD log-likelihood: one pass gives the weighted sum over patterns and its gradient.
+
+:func:`clvlab.models.bgnbd_math.loglik_total` is the model's likelihood term. Written as a
+pytensor graph (tables, gathers, ``combine_loglik``) every gather becomes a scatter-add in the
+gradient and every elementwise step its own array; under numba that graph took ~0.9 ms per
+log-density + gradient on full CDNOW (8.7k patterns) and 14-21 s to compile, most of the
+compile in the fancy-indexing gradients. :class:`BGNBDLoglik` takes the per-group parameter
+vectors (r, alpha, a, b) and returns the total and its gradient with respect to them, computed
+in the same loop; :meth:`BGNBDLoglik.pullback` hands that gradient to pytensor's autodiff, so
+the hierarchy above it stays ordinary PyMC code.
+
+The math is :mod:`.bgnbd_math`'s (FHL 2005 eq. 6, factored): tables on unique (group, x),
+(group, T), (group, t_x), then per pattern, with u = -(r+x) log(alpha+T) and
+v = log(a/(b+x-1)) - (r+x) log(alpha+t_x), log L = A + [x>0] logaddexp(u, v) + [x=0] u.
+With s = [x>0] sigmoid(v - u) (the posterior weight of "still alive at T"):
+
+    dlogL/dA = 1, dlogL/dlog_ratio = s,   dlogL/d(r+x) = -(1-s) log(alpha+T) - s log(alpha+t_x),
+    dlogL/dlog(alpha+T) = -(1-s)(r+x),    dlogL/dlog(alpha+t_x) = -s (r+x),
+
+and the tables' partials: dA/dr = psi(r+x) - psi(r) + log alpha, dA/dalpha = r/alpha,
+dA/da = psi(a+b) - psi(a+b+x), dA/db = dA/da + psi(b+x) - psi(b), dlog_ratio/da = 1/a,
+dlog_ratio/db = -1/(b+max(x,1)-1), d(r+x)/dr = 1, dlog(alpha+T)/dalpha = 1/(alpha+T).
+
+Three implementations: numba (nutpie's default backend; ``perform`` too, so pytensor's C and
+Python modes — MAP, pm.sample — run the same machine code), and JAX (numpyro and nutpie's jax
+backend; registered on first use by :func:`register_jax`). tests/test_bgnbd_kernel.py checks
+both against :func:`~clvlab.models.bgnbd_math.loglik` and pytensor's autodiff of the unfused graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import types
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType, disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+__all__ = ["BGNBDLoglik", "bgnbd_loglik", "pattern_data", "register_jax", "digamma"]
+
+N_PARAMS = 4  # r, alpha, a, b (one value per group)
+N_DATA = 11  # gx_group, gx_x, gT_group, gT_T, gt_group, gt_tx, ix, iT, itx, has_repeat, weight
+
+_MAX_STEP = 8.0
+"""Largest gap in x bridged by the lnG/psi recurrences in :func:`_x_functions` (else direct calls)."""
+_DIGAMMA_SHIFT = 10.0
+"""psi(x) = psi(x+n) - sum 1/(x+k) up to x >= 10, then the asymptotic series to x^-10 (error < 1e-14)."""
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def digamma(x: float) -> float:
+    """psi(x) for x > 0 (recurrence then asymptotic series, Abramowitz & Stegun 6.3.5 / 6.3.18)."""
+    acc = 0.0
+    while x < _DIGAMMA_SHIFT:
+        acc -= 1.0 / x
+        x += 1.0
+    f = 1.0 / (x * x)
+    series = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (1.0 / 240 + f * (-1.0 / 132)))))
+    return acc + math.log(x) - 0.5 / x + series
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _x_functions(r, a, b, gx_group, gx_x):  # type: ignore[no-untyped-def]
+    """lnG and psi at r+x, b+x, a+b+x for every (group, x) row: (n_x, 6) array.
+
+    Rows are visited in order; when a row follows the previous one of its group with x larger
+    by 1..:data:`_MAX_STEP`, the values come from the recurrences lnG(z+1) = lnG(z) + log z and
+    psi(z+1) = psi(z) + 1/z (the table is sorted by (group, x), so this is the common case);
+    otherwise from direct calls. Agrees with direct evaluation to ~1e-13 (tested).
+    """
+    n_x = gx_x.shape[0]
+    out = np.empty((n_x, 6))
+    prev_g, prev_x = -1, 0.0
+    for i in range(n_x):
+        g, x = gx_group[i], gx_x[i]
+        z = (r[g], b[g], a[g] + b[g])
+        step = x - prev_x
+        if g == prev_g and 1.0 <= step <= _MAX_STEP:
+            for c in range(3):
+                lg, ps = out[i - 1, 2 * c], out[i - 1, 2 * c + 1]
+                k = prev_x
+                while k < x:
+                    lg += math.log(z[c] + k)
+                    ps += 1.0 / (z[c] + k)
+                    k += 1.0
+                out[i, 2 * c], out[i, 2 * c + 1] = lg, ps
+        else:
+            for c in range(3):
+                out[i, 2 * c], out[i, 2 * c + 1] = math.lgamma(z[c] + x), digamma(z[c] + x)
+        prev_g, prev_x = g, x
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _kernel(r, alpha, a, b, gx_group, gx_x, gT_group, gT_T, gt_group, gt_tx, ix, iT, itx, has_repeat, weight):  # type: ignore[no-untyped-def]  # noqa: E501
+    """Weighted log-likelihood sum and its gradient wrt the group vectors (module docstring)."""
+    n_g, n_x, n_T, n_t = r.shape[0], gx_x.shape[0], gT_T.shape[0], gt_tx.shape[0]
+    # group-only terms of A: -lnG(r) + r log(alpha) + lnG(a+b) - lnG(b), and their psi
+    a0 = np.empty(n_g)
+    psi_r, psi_b, psi_ab, log_alpha = np.empty(n_g), np.empty(n_g), np.empty(n_g), np.empty(n_g)
+    for g in range(n_g):
+        log_alpha[g] = math.log(alpha[g])
+        a0[g] = -math.lgamma(r[g]) + r[g] * log_alpha[g] + math.lgamma(a[g] + b[g]) - math.lgamma(b[g])
+        psi_r[g], psi_b[g], psi_ab[g] = digamma(r[g]), digamma(b[g]), digamma(a[g] + b[g])
+    # tables (bgnbd_math.pattern_tables)
+    fx = _x_functions(r, a, b, gx_group, gx_x)  # lnG, psi at r+x, b+x, a+b+x
+    big_a = np.empty(n_x)
+    lr = np.empty(n_x)
+    rpx = np.empty(n_x)
+    for i in range(n_x):
+        g, x = gx_group[i], gx_x[i]
+        big_a[i] = a0[g] + fx[i, 0] + fx[i, 2] - fx[i, 4]
+        lr[i] = math.log(a[g]) - math.log(b[g] + max(x, 1.0) - 1.0)
+        rpx[i] = r[g] + x
+    l_T = np.empty(n_T)
+    for j in range(n_T):
+        l_T[j] = math.log(alpha[gT_group[j]] + gT_T[j])
+    l_t = np.empty(n_t)
+    for k in range(n_t):
+        l_t[k] = math.log(alpha[gt_group[k]] + gt_tx[k])
+    # patterns: total and gradient wrt the tables
+    d_a = np.zeros(n_x)
+    d_lr = np.zeros(n_x)
+    d_rpx = np.zeros(n_x)
+    d_T = np.zeros(n_T)
+    d_t = np.zeros(n_t)
+    total = 0.0
+    for p in range(ix.shape[0]):
+        i, j, w = ix[p], iT[p], weight[p]
+        rx, log_T = rpx[i], l_T[j]
+        u = -rx * log_T
+        d_a[i] += w
+        if has_repeat[p]:
+            k = itx[p]
+            log_t = l_t[k]
+            v = lr[i] - rx * log_t
+            # logaddexp(u, v) and s = sigmoid(v - u) from one exp and one log
+            e = math.exp(-abs(v - u))
+            one_e = 1.0 + e
+            if v > u:
+                ll = v + math.log(one_e)
+                s = 1.0 / one_e
+            else:
+                ll = u + math.log(one_e)
+                s = e / one_e
+            total += w * (big_a[i] + ll)
+            d_lr[i] += w * s
+            d_rpx[i] -= w * ((1.0 - s) * log_T + s * log_t)
+            d_T[j] -= w * (1.0 - s) * rx
+            d_t[k] -= w * s * rx
+        else:
+            total += w * (big_a[i] + u)
+            d_rpx[i] -= w * log_T
+            d_T[j] -= w * rx
+    # chain rule: tables -> group parameters
+    g_r, g_alpha, g_a, g_b = np.zeros(n_g), np.zeros(n_g), np.zeros(n_g), np.zeros(n_g)
+    for i in range(n_x):
+        g, x = gx_group[i], gx_x[i]
+        da_dab = psi_ab[g] - fx[i, 5]  # dA/da
+        g_r[g] += d_a[i] * (fx[i, 1] - psi_r[g] + log_alpha[g]) + d_rpx[i]
+        g_alpha[g] += d_a[i] * r[g] / alpha[g]
+        g_a[g] += d_a[i] * da_dab + d_lr[i] / a[g]
+        g_b[g] += d_a[i] * (da_dab + fx[i, 3] - psi_b[g]) - d_lr[i] / (b[g] + max(x, 1.0) - 1.0)
+    for j in range(n_T):
+        g = gT_group[j]
+        g_alpha[g] += d_T[j] / (alpha[g] + gT_T[j])
+    for k in range(n_t):
+        g = gt_group[k]
+        g_alpha[g] += d_t[k] / (alpha[g] + gt_tx[k])
+    return np.asarray(total), g_r, g_alpha, g_a, g_b
+
+
+class BGNBDLoglik(Op):
+    """Weighted BG/NBD log-likelihood over patterns and its gradient (outputs: total, dr, dalpha, da, db).
+
+    Inputs: the group vectors r, alpha, a, b (float64), then the constant pattern data of
+    :func:`pattern_data`. Only the first output may be differentiated.
+    """
+
+    __props__ = ()
+
+    def make_node(self, *inputs: Any) -> Apply:
+        if len(inputs) != N_PARAMS + N_DATA:
+            raise TypeError(f"BGNBDLoglik takes {N_PARAMS + N_DATA} inputs, got {len(inputs)}")
+        params = [pt.as_tensor_variable(v).astype("float64") for v in inputs[:N_PARAMS]]
+        kinds = ("int64", "float64", "int64", "float64", "int64", "float64", "int64", "int64", "int64", "bool", "float64")
+        data = [pt.as_tensor_variable(v).astype(k) for v, k in zip(inputs[N_PARAMS:], kinds, strict=True)]
+        for v in [*params, *data]:
+            if v.ndim != 1:
+                raise TypeError(f"BGNBDLoglik inputs must be vectors, got ndim={v.ndim}")
+        outputs = [pt.dscalar("loglik")] + [pt.dvector() for _ in params]
+        return Apply(self, [*params, *data], outputs)
+
+    def perform(self, node: Apply, inputs: list[np.ndarray], output_storage: list[list[Any]]) -> None:
+        for store, value in zip(output_storage, _kernel(*inputs), strict=True):
+            store[0] = value
+
+    def connection_pattern(self, node: Apply) -> list[list[bool]]:
+        n_out = len(node.outputs)
+        return [[True] * n_out] * N_PARAMS + [[False] * n_out] * N_DATA
+
+    def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]) -> list[Any]:
+        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+            raise NotImplementedError("BGNBDLoglik: the gradient outputs cannot be differentiated (no Hessian)")
+        g = output_grads[0]
+        return [g * out for out in outputs[1:]] + [disconnected_type() for _ in range(N_DATA)]
+
+
+bgnbd_loglik_op = BGNBDLoglik()
+
+
+def pattern_data(pat: Any) -> tuple[np.ndarray, ...]:
+    """The constant inputs of :class:`BGNBDLoglik` from a :class:`~clvlab.models.bgnbd_math.Patterns`."""
+    return (pat.gx_group, pat.gx_x, pat.gT_group, pat.gT_T, pat.gt_group, pat.gt_tx,
+            pat.ix, pat.iT, pat.itx, pat.x > 0, pat.weight)  # fmt: skip
+
+
+def bgnbd_loglik(r: Any, alpha: Any, a: Any, b: Any, pat: Any) -> Any:
+    """Symbolic total log-likelihood over patterns (differentiable in the group vectors)."""
+    return bgnbd_loglik_op(r, alpha, a, b, *pattern_data(pat))[0]
+
+
+def _source_version() -> int:
+    """Hash of this module's source: pytensor's numba cache keys on the Op's props only, so the
+    key must change whenever the kernel code does (else a stale compiled kernel is reused)."""
+    return int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12], 16)
+
+
+@register_funcify_default_op_cache_key(BGNBDLoglik)
+def _numba_funcify_bgnbd_loglik(op: BGNBDLoglik, node: Apply | None = None, **kwargs: Any) -> Any:
+    return _kernel, _source_version()
+
+
+_JAX_REGISTERED = False
+
+
+def register_jax() -> None:
+    """Teach pytensor's JAX backend this Op (imports jax; called before a JAX compile)."""
+    global _JAX_REGISTERED
+    if _JAX_REGISTERED:
+        return
+    import jax
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    from clvlab.models import bgnbd_math as bm
+
+    jxp = types.SimpleNamespace(
+        name="jax", gammaln=jax.scipy.special.gammaln, log=jnp.log, log1p=jnp.log1p, exp=jnp.exp,
+        abs=jnp.abs, maximum=jnp.maximum, where=jnp.where, constant=jnp.asarray,
+    )  # fmt: skip
+    fields = ("gx_group", "gx_x", "gT_group", "gT_T", "gt_group", "gt_tx", "ix", "iT", "itx", "x", "weight")
+
+    def total(r, alpha, a, b, *data):  # type: ignore[no-untyped-def]
+        pat = types.SimpleNamespace(**dict(zip(fields, data, strict=True)))  # x: has_repeat (only x > 0 is used)
+        return jnp.dot(pat.weight, bm.loglik_patterns(r, alpha, a, b, pat, jxp))
+
+    value_and_grad = jax.value_and_grad(total, argnums=(0, 1, 2, 3))
+
+    @jax_funcify.register(BGNBDLoglik)
+    def _jax_funcify_bgnbd_loglik(op: BGNBDLoglik, **kwargs: Any) -> Any:
+        def fn(r, alpha, a, b, *data):  # type: ignore[no-untyped-def]
+            val, grads = value_and_grad(r, alpha, a, b, *data)
+            return (val, *grads)
+
+        return fn
+
+    _JAX_REGISTERED = True
