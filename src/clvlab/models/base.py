@@ -60,10 +60,10 @@ rewrites + 0.9 s (cached) jit + 1.2 ms/eval; C ("cvm") ~50 s the first time. 1M 
 + 8.3 s jit + 6.7 ms/eval = 18 s. FAST_COMPILE wins both and never calls a compiler."""
 MAP_MAXITER = 10_000
 NUTPIE_TUNE = 400
-"""nutpie's own default warm-up length. Its adaptation (gradient-based diagonal mass matrix,
-updated in growing windows) settles well before that on the BG/NBD and Gamma-Gamma models: full
-CDNOW by cohort, 4 x 1000 draws, tune 400: R-hat, ESS, divergences as good as with tune 1000
-(benchmarks/results/bgnbd.json), in 60% of the gradient evaluations."""
+"""nutpie's own default warm-up length (gradient-based diagonal mass matrix, adapted in growing
+windows). Measured on full CDNOW by 12 cohorts, partial pooling, 4 x 1000 draws: tune 400 gave
+max R-hat 1.002, min bulk ESS 2,669, no divergence (benchmarks/results/bgnbd.json), in ~60% of
+the gradient evaluations of tune 1000. Pass ``tune=`` for a longer warm-up."""
 DEFAULT_TUNE = 1000
 """Warm-up length for pm.sample's NUTS and numpyro (their usual default)."""
 
