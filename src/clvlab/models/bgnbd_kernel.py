@@ -46,7 +46,10 @@ from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache
 __all__ = ["BGNBDLoglik", "bgnbd_loglik", "pattern_data", "register_jax", "digamma"]
 
 N_PARAMS = 4  # r, alpha, a, b (one value per group)
-N_DATA = 11  # gx_group, gx_x, gT_group, gT_T, gt_group, gt_tx, ix, iT, itx, has_repeat, weight
+DATA_FIELDS = ("gx_group", "gx_x", "gT_group", "gT_T", "gt_group", "gt_tx", "ix", "iT", "itx", "has_repeat", "weight")
+"""The op's constant inputs, in order: :class:`~clvlab.models.bgnbd_math.Patterns` attributes
+(``has_repeat`` is ``x > 0``)."""
+N_DATA = len(DATA_FIELDS)
 
 _MAX_STEP = 8.0
 """Largest gap in x bridged by the lnG/psi recurrences in :func:`_x_functions` (else direct calls)."""
@@ -218,8 +221,7 @@ bgnbd_loglik_op = BGNBDLoglik()
 
 def pattern_data(pat: Any) -> tuple[np.ndarray, ...]:
     """The constant inputs of :class:`BGNBDLoglik` from a :class:`~clvlab.models.bgnbd_math.Patterns`."""
-    return (pat.gx_group, pat.gx_x, pat.gT_group, pat.gT_T, pat.gt_group, pat.gt_tx,
-            pat.ix, pat.iT, pat.itx, pat.x > 0, pat.weight)  # fmt: skip
+    return tuple(pat.x > 0 if f == "has_repeat" else getattr(pat, f) for f in DATA_FIELDS)
 
 
 def bgnbd_loglik(r: Any, alpha: Any, a: Any, b: Any, pat: Any) -> Any:
@@ -256,10 +258,9 @@ def register_jax() -> None:
         name="jax", gammaln=jax.scipy.special.gammaln, log=jnp.log, log1p=jnp.log1p, exp=jnp.exp,
         abs=jnp.abs, maximum=jnp.maximum, where=jnp.where, constant=jnp.asarray,
     )  # fmt: skip
-    fields = ("gx_group", "gx_x", "gT_group", "gT_T", "gt_group", "gt_tx", "ix", "iT", "itx", "x", "weight")
-
     def total(r, alpha, a, b, *data):  # type: ignore[no-untyped-def]
-        pat = types.SimpleNamespace(**dict(zip(fields, data, strict=True)))  # x: has_repeat (only x > 0 is used)
+        pat = types.SimpleNamespace(**dict(zip(DATA_FIELDS, data, strict=True)))
+        pat.x = pat.has_repeat  # loglik_patterns only uses x > 0
         return jnp.dot(pat.weight, bm.loglik_patterns(r, alpha, a, b, pat, jxp))
 
     value_and_grad = jax.value_and_grad(total, argnums=(0, 1, 2, 3))
