@@ -197,6 +197,9 @@ def bench_sim(n: int, draws: int, tune: int, chains: int, whole_periods: bool, s
         err = {k: float(np.median(np.abs(m.posterior_[k].mean(("chain", "draw")).values / truth.loc[m.segments_, k].values - 1)))
                for k in PARAMS}  # fmt: skip
         out["nuts"] = dict(wall_s=wall, compile_s=m.fit_info_["compile_s"], min_ess_bulk=_min_ess(m),
+                           centering_s=m.fit_info_.get("centering_s"),
+                           n_centered={k: len(v) for k, v in m.fit_info_.get("centered", {}).items()},
+                           mean_steps_per_draw=float(m.idata_["sample_stats"]["n_steps"].mean()),
                            convergence=m.convergence_, median_rel_error_vs_truth=err, target_s=600.0,
                            meets_target=wall < 600.0, warnings=[str(x.message) for x in w])  # fmt: skip
         print(f"sim{n}: NUTS {wall:.1f}s, min ESS {_min_ess(m):.0f}, median |rel err| {err}")

@@ -32,6 +32,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's: nutpie 400)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parameterization", choices=["auto", "noncentered", "centered"], default="auto",
+                   help="bgnbd partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)")
     p.add_argument("--out", required=True, help="run folder to write")
 
 
@@ -86,7 +88,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
         from .models.bgnbd import BGNBD as Model
     else:
         from .models.gamma_gamma import GammaGamma as Model
-    model = Model(pooling=args.pooling, segment=args.segment)
+    extra = {"parameterization": args.parameterization} if args.model == "bgnbd" else {}
+    if args.model != "bgnbd" and args.parameterization != "auto":
+        raise SystemExit("error: --parameterization applies to `fit bgnbd` only")
+    model = Model(pooling=args.pooling, segment=args.segment, **extra)
     model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
               tune=args.tune, seed=args.seed)
     if args.method == "nuts":

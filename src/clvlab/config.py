@@ -46,6 +46,7 @@ class ModelConfig:
     tune: int | None = None  # None: the sampler's default (nutpie 400, pymc / numpyro 1000)
     target_accept: float = 0.8
     compare_pooling: bool = False  # also fit pooled + unpooled (forest plot of shrinkage)
+    parameterization: Literal["auto", "noncentered", "centered"] = "auto"  # BG/NBD partial pooling only
 
 
 @dataclass
@@ -140,6 +141,7 @@ _CHOICES = {
     ("bgnbd", "pooling"): ("pooled", "unpooled", "partial"),
     ("gamma_gamma", "pooling"): ("pooled", "unpooled", "partial"),
     ("bgnbd", "method"): ("nuts", "map"),
+    ("bgnbd", "parameterization"): ("auto", "noncentered", "centered"),
     ("gamma_gamma", "method"): ("nuts", "map"),
     ("bgnbd", "sampler"): ("nutpie", "numpyro", "pymc"),
     ("gamma_gamma", "sampler"): ("nutpie", "numpyro", "pymc"),

@@ -108,7 +108,8 @@ def _bgnbd(ctx: RunContext) -> None:
 
     m, f = ctx.config.bgnbd, ctx.config.features
     rfm = ctx.artifacts["rfm"]
-    model = BGNBD(pooling=m.pooling, segment=f.segment).fit(rfm, seed=ctx.config.seed, **_fit_options(m))
+    model = BGNBD(pooling=m.pooling, segment=f.segment, parameterization=m.parameterization).fit(
+        rfm, seed=ctx.config.seed, **_fit_options(m))
     model.save(ctx.run_dir / "bgnbd")
     ctx.artifacts["bgnbd"] = model
     summary = model.summary()
@@ -125,7 +126,7 @@ def _bgnbd(ctx: RunContext) -> None:
         fits = {m.pooling: model}
         for pooling in ("pooled", "unpooled", "partial"):
             if pooling not in fits:
-                fits[pooling] = BGNBD(pooling=pooling, segment=f.segment).fit(
+                fits[pooling] = BGNBD(pooling=pooling, segment=f.segment, parameterization=m.parameterization).fit(
                     rfm, seed=ctx.config.seed, progressbar=False, **_fit_options(m))
         sizes = rfm[f.segment].value_counts().to_dict()
         ctx.report.add_figure("BG/NBD", plot_segment_forest(fits, segment_sizes=sizes), "bgnbd_pooling_forest",

@@ -277,9 +277,16 @@ class BayesianEstimator:
     def _prepare_backend(self, backend: str) -> None:
         """Hook run before the model is compiled for ``backend`` ("jax"): custom ops register there."""
 
+    def _before_build(self, data: pd.DataFrame, method: str, seed: int) -> dict[str, Any]:
+        """Hook run on the validated data before :meth:`_build_model` (e.g. a pilot fit that picks
+        the parameterisation); returns entries for ``fit_info_``."""
+        return {}
+
     def build_model(self, data: pd.DataFrame) -> Any:
-        """Validate ``data`` and return the PyMC model without fitting (for inspection)."""
-        return self._build_model(self._validate(data))
+        """Validate ``data`` and return the PyMC model that ``fit(method="nuts")`` would sample (for inspection)."""
+        clean = self._validate(data)
+        self._before_build(clean, "nuts", 0)
+        return self._build_model(clean)
 
     def fit(
         self,
@@ -309,6 +316,7 @@ class BayesianEstimator:
         if tune is None:
             tune = NUTPIE_TUNE if sampler == "nutpie" else DEFAULT_TUNE
         clean = self._validate(data)
+        pre_info = self._before_build(clean, method, seed)
         t0 = time.perf_counter()
         model = self._build_model(clean)
         build_s = time.perf_counter() - t0
@@ -334,7 +342,7 @@ class BayesianEstimator:
             tune=tune, seed=seed, target_accept=target_accept,
             nutpie_backend=nutpie_backend if (method == "nuts" and sampler == "nutpie") else None,
             n_rows=len(clean), data_hash=data_hash(clean), build_s=build_s, compile_s=compile_s, fit_s=fit_s,
-            **map_info,
+            **pre_info, **map_info,
         )  # fmt: skip
         self.diagnostics_ = None
         self.convergence_ = None

@@ -10,14 +10,28 @@ Pooling (G segments):
 
 * ``pooled``   one eta shared by all segments: eta ~ Normal(loc, scale);
 * ``unpooled`` independent eta_g ~ Normal(loc, scale);
-* ``partial``  non-centred hierarchy eta_g = mu + sigma * z_g, mu ~ Normal(loc, scale),
-  sigma ~ HalfNormal(sigma_scale), z_g ~ Normal(0, 1). Small segments shrink toward mu.
+* ``partial``  eta_g ~ Normal(mu, sigma), mu ~ Normal(loc, scale), sigma ~ HalfNormal(sigma_scale).
+  Small segments shrink toward mu.
+
+Partial pooling can be written two ways with the same posterior but very different geometry
+for the sampler. Non-centred (the default): eta_g = mu + sigma * z_g, z_g ~ Normal(0, 1),
+right when the data say little about a segment next to the between-segment spread (few or
+similar segments; the centred form has a funnel as sigma -> 0). Centred: eta_g itself is the
+free variable, right when each segment's data pin eta_g down much more tightly than sigma
+(large segments: the non-centred form then ties z_g, mu and sigma into a thin ridge and NUTS
+needs deep trees). ``centered`` picks per segment; :func:`choose_centering` is the rule.
+Measured (BG/NBD, nutpie, benchmarks/bench_bgnbd.py data): 100k simulated customers in 20
+segments, 15 leapfrog steps per draw centred (or as chosen by the rule) vs 43 non-centred, a
+quarter of the warm-up work; full CDNOW by 12 similar cohorts, all-centred gives 309
+divergences and 37 steps per draw, non-centred none and 15 (the rule keeps it non-centred).
 
 Each call registers, inside the active ``pm.Model``:
 ``<name>`` (dims ``segment``: the parameter per segment, always present so downstream code is
 pooling-agnostic) and, for pooled/partial, ``<name>_pop`` = link^-1(mu), the population
 (median) value used for customers of a segment not seen in the fit. Free variables:
-``<name>_mu``, ``<name>_sigma``, ``<name>_z`` (partial), ``<name>_eta`` (unpooled).
+``<name>_mu``, ``<name>_sigma``, and ``<name>_z`` (partial, all segments non-centred),
+``<name>_raw`` (partial with some segment centred: eta_g for centred segments, the
+standardised offset z_g for the others), ``<name>_eta`` (unpooled).
 
 Usage (any model: BG/NBD uses r, alpha, phi, kappa; Gamma-Gamma can use p, q, gamma)::
 
@@ -30,12 +44,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 Pooling = Literal["pooled", "unpooled", "partial"]
 POOLINGS: tuple[str, ...] = ("pooled", "unpooled", "partial")
 LINKS: tuple[str, ...] = ("log", "logit")
+CENTERING_RATIO = 2.0  # centre a segment when its standard error is below tau / CENTERING_RATIO
 
 
 @dataclass(frozen=True)
@@ -75,8 +91,38 @@ def inverse_link(eta: Any, link: str) -> Any:
     raise ValueError(f"unknown link {link!r}; expected one of {LINKS}")
 
 
-def segment_parameter(prior: ParamPrior, pooling: Pooling, dims: str = "segment") -> pt.TensorVariable:
-    """Build the per-segment parameter vector (dims ``dims``) in the active PyMC model."""
+def choose_centering(eta_hat: np.ndarray, se: np.ndarray, ratio: float = CENTERING_RATIO) -> np.ndarray:
+    """Which segments to centre, per parameter, from per-segment estimates and standard errors.
+
+    ``eta_hat``, ``se``: (segments, parameters) on the link scale, from the segments fitted
+    separately (an infinite ``se`` marks a segment whose data do not identify the parameter).
+    The between-segment sd is the method-of-moments estimate (DerSimonian & Laird 1986)
+    tau^2 = max(0, var_g(eta_hat) - mean_g(se^2)) over the identified segments; segment g is
+    centred for a parameter when ``se * ratio < tau`` (its data pin eta_g down well inside the
+    population spread). Fewer than 3 identified segments: nothing is centred. Returns a boolean
+    array shaped like ``eta_hat``.
+    """
+    eta_hat, se = np.asarray(eta_hat, dtype=float), np.asarray(se, dtype=float)
+    if eta_hat.shape != se.shape or eta_hat.ndim != 2:
+        raise ValueError(f"eta_hat {eta_hat.shape} and se {se.shape}: expected the same (segments, parameters) shape")
+    out = np.zeros(eta_hat.shape, dtype=bool)
+    for k in range(eta_hat.shape[1]):
+        ok = np.isfinite(se[:, k]) & np.isfinite(eta_hat[:, k])
+        if ok.sum() < 3:
+            continue
+        tau2 = max(0.0, float(np.var(eta_hat[ok, k], ddof=1) - np.mean(se[ok, k] ** 2)))
+        out[:, k] = ok & (se[:, k] * ratio < np.sqrt(tau2))
+    return out
+
+
+def segment_parameter(
+    prior: ParamPrior, pooling: Pooling, dims: str = "segment", centered: bool | np.ndarray = False
+) -> pt.TensorVariable:
+    """Build the per-segment parameter vector (dims ``dims``) in the active PyMC model.
+
+    ``centered`` (partial pooling only): False (all non-centred), True (all centred) or a
+    boolean per segment.
+    """
     model = pm.modelcontext(None)
     n = len(model.coords[dims])
     name, link = prior.name, prior.link
@@ -89,9 +135,17 @@ def segment_parameter(prior: ParamPrior, pooling: Pooling, dims: str = "segment"
     elif pooling == "partial":
         mu = pm.Normal(f"{name}_mu", prior.loc, prior.scale)
         sigma = pm.HalfNormal(f"{name}_sigma", prior.sigma_scale)
-        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
         pm.Deterministic(f"{name}_pop", inverse_link(mu, link))
-        eta = mu + sigma * z
+        mask = np.broadcast_to(np.asarray(centered, dtype=bool), (n,))
+        if not mask.any():
+            z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+            eta = mu + sigma * z
+        elif mask.all():
+            eta = pm.Normal(f"{name}_raw", mu, sigma, dims=dims)
+        else:
+            c = pt.as_tensor_variable(mask)
+            raw = pm.Normal(f"{name}_raw", pt.where(c, mu, 0.0), pt.where(c, sigma, 1.0), dims=dims)
+            eta = pt.where(c, raw, mu + sigma * raw)
     else:
         raise ValueError(f"pooling={pooling!r}; expected one of {POOLINGS}")
     return pm.Deterministic(name, inverse_link(eta, link), dims=dims)
