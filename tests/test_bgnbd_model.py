@@ -61,6 +61,7 @@ def test_pooled_nuts_matches_published_mle(pooled_fit):
     assert {"parameter", "segment", "mean", "sd", "hdi_low", "hdi_high", "ess_bulk", "ess_tail"} <= set(
         pooled_fit.summary().columns
     )
+    assert pooled_fit.fit_info_["nutpie_adaptation"] == "low_rank"  # BGNBD._nutpie_adaptation
 
 
 def test_map_is_at_published_mle(rfm):

@@ -142,6 +142,23 @@ def test_auto_centres_the_large_segments_only(rfm, estimates):
     for k in ("r", "alpha"):  # the large segments differ by far more than their standard errors
         assert m.centered_[k] == ["north", "south", "west"]
     assert all("tiny" not in v for v in m.centered_.values())
+    # a non-centred segment left: nutpie keeps its diagonal mass matrix; none left: low rank
+    assert m._nutpie_adaptation() == "diag"
+    m.centered_ = {k: list(m.segments_) for k in LINK_PARAMS}
+    assert m._nutpie_adaptation() == "low_rank"
+
+
+def test_no_pilot_below_three_segments(rfm, monkeypatch):
+    """With two segments the rule cannot centre anything, so the pilot fit is not run."""
+    def no_pilot(*args, **kwargs):
+        raise AssertionError("pilot run")
+
+    monkeypatch.setattr(BGNBD, "_segment_estimates", no_pilot)
+    m = BGNBD(pooling="partial", segment="region")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.build_model(rfm[rfm["region"].isin(["north", "south"])])
+    assert m.centered_ == {} and m._nutpie_adaptation() == "diag"
 
 
 def test_parameterization_is_validated_and_map_stays_non_centred(rfm):
@@ -153,7 +170,14 @@ def test_parameterization_is_validated_and_map_stays_non_centred(rfm):
 
 @pytest.mark.slow
 def test_centred_and_non_centred_fits_agree(rfm, tmp_path):
-    """Same posterior either way (means within Monte Carlo error); the choice is saved with the run."""
+    """Same posterior either way (means within Monte Carlo error); the choice is saved with the run.
+
+    Monte Carlo error from each fit's own bulk ESS. No divergence-free claim: on these small
+    segments (2-3k customers, 2 x 300 draws) both forms give 0-3 divergences depending on the
+    seed, and the mixed form samples worse than the non-centred one (bulk ESS 50-90 vs 120-190,
+    seeds 3-6, measured 2026-11-23 with the old and the new kernel alike); centring pays off at
+    large segments (benchmarks/results/bgnbd.json, sim1m). Seed 3 is not tuned to pass.
+    """
     kw = dict(chains=2, draws=300, seed=3, progressbar=False)
     fits = {}
     for p in ("noncentered", "auto"):
@@ -161,13 +185,15 @@ def test_centred_and_non_centred_fits_agree(rfm, tmp_path):
             warnings.simplefilter("ignore")
             fits[p] = BGNBD(pooling="partial", segment="region", parameterization=p).fit(rfm, **kw)
     auto = fits["auto"]
+    assert fits["noncentered"].fit_info_["nutpie_adaptation"] == auto.fit_info_["nutpie_adaptation"] == "diag"
     assert auto.fit_info_["centered"]["r"] == ["north", "south", "west"] and "r_raw" in auto.posterior_
-    assert auto.convergence_["divergences"] == 0
+    tables = [fits[p].summary().set_index(["parameter", "segment"]) for p in fits]
     for k in ("r", "alpha", "a", "b"):
         for seg in ("north", "south", "west"):
-            x = [fits[p].posterior_[k].sel(segment=seg).values.ravel() for p in fits]
-            mcse = np.hypot(*(np.std(s) / np.sqrt(len(s) / 4) for s in x))  # ESS >= n/4 assumed
-            assert abs(x[0].mean() - x[1].mean()) < 4 * mcse, (k, seg)
+            rows = [t.loc[(k, seg)] for t in tables]
+            assert min(row["ess_bulk"] for row in rows) > 30, (k, seg)  # enough for an MCSE estimate
+            mcse = np.hypot(*(row["sd"] / np.sqrt(row["ess_bulk"]) for row in rows))
+            assert abs(rows[0]["mean"] - rows[1]["mean"]) < 4 * mcse, (k, seg)
     auto.save(tmp_path / "run")
     loaded = BGNBD.load(tmp_path / "run")
     assert loaded.centered_ == auto.centered_ and loaded.parameterization == "auto"

@@ -282,6 +282,11 @@ class BayesianEstimator:
         the parameterisation); returns entries for ``fit_info_``."""
         return {}
 
+    def _nutpie_adaptation(self) -> str:
+        """nutpie's mass-matrix adaptation for this fit (called after :meth:`_before_build`):
+        "diag" (nutpie's default) unless a model knows better (BG/NBD: ``BGNBD._nutpie_adaptation``)."""
+        return "diag"
+
     def build_model(self, data: pd.DataFrame) -> Any:
         """Validate ``data`` and return the PyMC model that ``fit(method="nuts")`` would sample (for inspection)."""
         clean = self._validate(data)
@@ -307,7 +312,8 @@ class BayesianEstimator:
         ``tune``: warm-up iterations per chain; None = the sampler's default (nutpie
         :data:`NUTPIE_TUNE`, whose mass-matrix adaptation needs fewer; pymc / numpyro 1000).
         ``nutpie_backend``: "numba" (default: fastest end to end on CDNOW-size data, measured)
-        or "jax". ``sampler_kwargs`` go to ``nutpie.sample`` / ``pm.sample`` unchanged.
+        or "jax". ``sampler_kwargs`` go to ``nutpie.sample`` / ``pm.sample`` unchanged; with
+        nutpie, ``adaptation`` defaults to the model's choice (``fit_info_["nutpie_adaptation"]``).
         """
         if method not in METHODS:
             raise ClvlabInputError(f"method={method!r}: expected one of {METHODS}", what="argument")
@@ -328,9 +334,13 @@ class BayesianEstimator:
         else:
             if sampler == "numpyro" or (sampler == "nutpie" and nutpie_backend == "jax"):
                 self._prepare_backend("jax")
+            sampler_kwargs = dict(sampler_kwargs or {})
+            if sampler == "nutpie":
+                sampler_kwargs.setdefault("adaptation", self._nutpie_adaptation())
+                pre_info["nutpie_adaptation"] = sampler_kwargs["adaptation"]
             idata, compile_s = _sample_nuts(
                 model, sampler, chains, draws, tune, seed, progressbar, target_accept, nutpie_backend,
-                sampler_kwargs or {},
+                sampler_kwargs,
             )  # fmt: skip
         fit_s = time.perf_counter() - t1
         self.model_ = model

@@ -101,6 +101,66 @@ def _x_functions(r, a, b, gx_group, gx_x):  # type: ignore[no-untyped-def]
     return out
 
 
+_CHUNK = 512
+"""Patterns per chunk in :func:`_kernel`: the chunk's buffers stay in L1 cache."""
+_EXP_MIN = -700.0
+"""exp(-|d|) is evaluated at max(-|d|, -700) (e^-700 ~ 1e-304: no effect on log1p or the sigmoid)."""
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # fdlibm's split of ln 2
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND rounds x to an integer held in the low bits
+_ROUND_BITS = int(np.array([_ROUND]).view(np.int64)[0])
+_SQRT2_M1 = 0.41421356237309503
+_E = tuple(1.0 / math.factorial(k) for k in range(14))  # exp Taylor coefficients
+_H = tuple(1.0 / (2 * k + 1) for k in range(12))  # atanh(z)/z = sum z^2k / (2k+1)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _logaddexp_parts(dlt, lp, sig, scale):  # type: ignore[no-untyped-def]
+    """For d = dlt[q]: lp[q] = log1p(exp(-|d|)), sig[q] = 1 / (1 + exp(-d)); ``scale`` is scratch.
+
+    With u, v the two terms of the likelihood and d = v - u, logaddexp(u, v) = max(u, v) + lp
+    and sig is the probability weight of "alive at T" (module docstring). This is where the
+    kernel spent most of its time: two libm calls per pattern (~36 ns on the 2-core
+    reference machine). Written without calls or branches so that LLVM vectorises the loops:
+    exp by range reduction (e^x = 2^n e^y, |y| <= ln2/2, 2^n built in the exponent bits, e^y by
+    its degree-13 Taylor polynomial), log(1 + e) as 2 atanh(e / (2 + e)) (or ln 2 + 2 atanh((e - 1)
+    / (e + 3)) for e > sqrt2 - 1, so |z| <= 0.172) by a degree-11 series in z^2; both polynomials
+    in Estrin's form (short dependency chains). ~3x faster than the libm calls; relative error
+    < 2e-15 against numpy's exp / log1p (tests/test_bgnbd_kernel.py). NaN in, NaN out.
+    """
+    n = dlt.shape[0]
+    bits = scale.view(np.int64)
+    for q in range(n):  # range reduction
+        x = -abs(dlt[q])
+        x = _EXP_MIN if x < _EXP_MIN else x  # (NaN passes through)
+        t = x * _LOG2E + _ROUND
+        m = t - _ROUND  # n, the nearest integer to x / ln 2
+        scale[q] = t
+        lp[q] = x - m * _LN2_HI - m * _LN2_LO  # y, held in lp until the last loop
+    for q in range(n):  # 2^n from the integer n in the low bits of t
+        bits[q] = (bits[q] - _ROUND_BITS + 1023) << 52
+    for q in range(n):
+        y = lp[q]
+        y2 = y * y
+        y4 = y2 * y2
+        y8 = y4 * y4
+        p03 = (_E[0] + _E[1] * y) + y2 * (_E[2] + _E[3] * y)
+        p47 = (_E[4] + _E[5] * y) + y2 * (_E[6] + _E[7] * y)
+        p813 = (_E[8] + _E[9] * y) + y2 * (_E[10] + _E[11] * y) + y4 * (_E[12] + _E[13] * y)
+        e = ((p03 + y4 * p47) + y8 * p813) * scale[q]
+        big = e > _SQRT2_M1
+        z = (e - 1.0) / (e + 3.0) if big else e / (e + 2.0)
+        w = z * z
+        w2 = w * w
+        w4 = w2 * w2
+        s03 = (_H[0] + _H[1] * w) + w2 * (_H[2] + _H[3] * w)
+        s47 = (_H[4] + _H[5] * w) + w2 * (_H[6] + _H[7] * w)
+        s811 = (_H[8] + _H[9] * w) + w2 * (_H[10] + _H[11] * w)
+        lp[q] = (_LN2 if big else 0.0) + 2.0 * z * (s03 + w4 * (s47 + w4 * s811))
+        sig[q] = (1.0 if dlt[q] > 0.0 else e) / (1.0 + e)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _kernel(r, alpha, a, b, gx_group, gx_x, gT_group, gT_T, gt_group, gt_tx, ix, iT, itx, has_repeat, weight):  # type: ignore[no-untyped-def]  # noqa: E501
     """Weighted log-likelihood sum and its gradient wrt the group vectors (module docstring)."""
@@ -122,61 +182,74 @@ def _kernel(r, alpha, a, b, gx_group, gx_x, gT_group, gT_T, gt_group, gt_tx, ix,
         big_a[i] = a0[g] + fx[i, 0] + fx[i, 2] - fx[i, 4]
         lr[i] = math.log(a[g]) - math.log(b[g] + max(x, 1.0) - 1.0)
         rpx[i] = r[g] + x
-    l_T = np.empty(n_T)
+    l_T, inv_T = np.empty(n_T), np.empty(n_T)  # log(alpha+T), 1/(alpha+T)
     for j in range(n_T):
         l_T[j] = math.log(alpha[gT_group[j]] + gT_T[j])
-    l_t = np.empty(n_t)
+        inv_T[j] = 1.0 / (alpha[gT_group[j]] + gT_T[j])
+    l_t, inv_t = np.empty(n_t), np.empty(n_t)
     for k in range(n_t):
         l_t[k] = math.log(alpha[gt_group[k]] + gt_tx[k])
-    # patterns: total and gradient wrt the tables
-    d_a = np.zeros(n_x)
-    d_lr = np.zeros(n_x)
-    d_rpx = np.zeros(n_x)
-    d_T = np.zeros(n_T)
-    d_t = np.zeros(n_t)
+        inv_t[k] = 1.0 / (alpha[gt_group[k]] + gt_tx[k])
+    # patterns, a chunk at a time: gather, _logaddexp_parts, per-pattern terms (vectorised),
+    # then sums over runs of equal (group, x) (patterns are sorted by it) into per-(group, x) totals
+    d_a, d_lr, d_rpx, d_alpha = np.zeros(n_x), np.zeros(n_x), np.zeros(n_x), np.zeros(n_x)
     total = 0.0
-    for p in range(ix.shape[0]):
-        i, j, w = ix[p], iT[p], weight[p]
-        rx, log_T = rpx[i], l_T[j]
-        u = -rx * log_T
-        d_a[i] += w
-        if has_repeat[p]:
-            k = itx[p]
-            log_t = l_t[k]
-            v = lr[i] - rx * log_t
-            # logaddexp(u, v) and s = sigmoid(v - u) from one exp and one log
-            e = math.exp(-abs(v - u))
-            one_e = 1.0 + e
-            if v > u:
-                ll = v + math.log(one_e)
-                s = 1.0 / one_e
-            else:
-                ll = u + math.log(one_e)
-                s = e / one_e
-            total += w * (big_a[i] + ll)
-            d_lr[i] += w * s
-            d_rpx[i] -= w * ((1.0 - s) * log_T + s * log_t)
-            d_T[j] -= w * (1.0 - s) * rx
-            d_t[k] -= w * s * rx
-        else:
-            total += w * (big_a[i] + u)
-            d_rpx[i] -= w * log_T
-            d_T[j] -= w * rx
-    # chain rule: tables -> group parameters
+    n_p = ix.shape[0]
+    ub, vb, log_T, log_t = np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK)
+    rx_T, rx_t = np.empty(_CHUNK), np.empty(_CHUNK)
+    dlt, lp, sig, scale = np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK)
+    c_ll, c_lr, c_rpx, c_alpha = np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK), np.empty(_CHUNK)
+    for start in range(0, n_p, _CHUNK):
+        n = min(_CHUNK, n_p - start)
+        for q in range(n):
+            p = start + q
+            i, j, k = ix[p], iT[p], itx[p]
+            rx = rpx[i]
+            log_T[q], log_t[q] = l_T[j], l_t[k]
+            rx_T[q], rx_t[q] = rx * inv_T[j], rx * inv_t[k]
+            ub[q] = -rx * l_T[j]
+            # x = 0: no second term; v = -inf gives lp, sig ~ 1e-304 (no effect at double precision)
+            vb[q] = lr[i] - rx * l_t[k] if has_repeat[p] else -np.inf
+            dlt[q] = vb[q] - ub[q]
+        _logaddexp_parts(dlt[:n], lp, sig, scale)
+        for q in range(n):
+            w, s, u, v = weight[start + q], sig[q], ub[q], vb[q]
+            c_ll[q] = w * ((v if v > u else u) + lp[q])
+            c_lr[q] = w * s
+            c_rpx[q] = -w * ((1.0 - s) * log_T[q] + s * log_t[q])
+            c_alpha[q] = -w * ((1.0 - s) * rx_T[q] + s * rx_t[q])
+        i = ix[start]
+        s_w = s_ll = s_lr = s_rpx = s_alpha = 0.0
+        for q in range(n):
+            p = start + q
+            if ix[p] != i:
+                d_a[i] += s_w
+                d_lr[i] += s_lr
+                d_rpx[i] += s_rpx
+                d_alpha[i] += s_alpha
+                total += s_ll
+                s_w = s_ll = s_lr = s_rpx = s_alpha = 0.0
+                i = ix[p]
+            s_w += weight[p]
+            s_ll += c_ll[q]
+            s_lr += c_lr[q]
+            s_rpx += c_rpx[q]
+            s_alpha += c_alpha[q]
+        d_a[i] += s_w
+        d_lr[i] += s_lr
+        d_rpx[i] += s_rpx
+        d_alpha[i] += s_alpha
+        total += s_ll
+    # chain rule: per-(group, x) sums -> group parameters
     g_r, g_alpha, g_a, g_b = np.zeros(n_g), np.zeros(n_g), np.zeros(n_g), np.zeros(n_g)
     for i in range(n_x):
         g, x = gx_group[i], gx_x[i]
+        total += d_a[i] * big_a[i]
         da_dab = psi_ab[g] - fx[i, 5]  # dA/da
         g_r[g] += d_a[i] * (fx[i, 1] - psi_r[g] + log_alpha[g]) + d_rpx[i]
-        g_alpha[g] += d_a[i] * r[g] / alpha[g]
+        g_alpha[g] += d_a[i] * r[g] / alpha[g] + d_alpha[i]
         g_a[g] += d_a[i] * da_dab + d_lr[i] / a[g]
         g_b[g] += d_a[i] * (da_dab + fx[i, 3] - psi_b[g]) - d_lr[i] / (b[g] + max(x, 1.0) - 1.0)
-    for j in range(n_T):
-        g = gT_group[j]
-        g_alpha[g] += d_T[j] / (alpha[g] + gT_T[j])
-    for k in range(n_t):
-        g = gt_group[k]
-        g_alpha[g] += d_t[k] / (alpha[g] + gt_tx[k])
     return np.asarray(total), g_r, g_alpha, g_a, g_b
 
 

@@ -91,6 +91,10 @@ def inverse_link(eta: Any, link: str) -> Any:
     raise ValueError(f"unknown link {link!r}; expected one of {LINKS}")
 
 
+MIN_SEGMENTS_TO_CENTRE = 3
+"""Below this many identified segments the spread tau cannot be estimated: nothing is centred."""
+
+
 def choose_centering(eta_hat: np.ndarray, se: np.ndarray, ratio: float = CENTERING_RATIO) -> np.ndarray:
     """Which segments to centre, per parameter, from per-segment estimates and standard errors.
 
@@ -99,7 +103,7 @@ def choose_centering(eta_hat: np.ndarray, se: np.ndarray, ratio: float = CENTERI
     The between-segment sd is the method-of-moments estimate (DerSimonian & Laird 1986)
     tau^2 = max(0, var_g(eta_hat) - mean_g(se^2)) over the identified segments; segment g is
     centred for a parameter when ``se * ratio < tau`` (its data pin eta_g down well inside the
-    population spread). Fewer than 3 identified segments: nothing is centred. Returns a boolean
+    population spread). Fewer than :data:`MIN_SEGMENTS_TO_CENTRE` identified segments: nothing is centred. Returns a boolean
     array shaped like ``eta_hat``.
     """
     eta_hat, se = np.asarray(eta_hat, dtype=float), np.asarray(se, dtype=float)
@@ -108,7 +112,7 @@ def choose_centering(eta_hat: np.ndarray, se: np.ndarray, ratio: float = CENTERI
     out = np.zeros(eta_hat.shape, dtype=bool)
     for k in range(eta_hat.shape[1]):
         ok = np.isfinite(se[:, k]) & np.isfinite(eta_hat[:, k])
-        if ok.sum() < 3:
+        if ok.sum() < MIN_SEGMENTS_TO_CENTRE:
             continue
         tau2 = max(0.0, float(np.var(eta_hat[ok, k], ddof=1) - np.mean(se[ok, k] ** 2)))
         out[:, k] = ok & (se[:, k] * ratio < np.sqrt(tau2))
