@@ -272,7 +272,7 @@ class BGNBD(BayesianEstimator):
         if self.parameterization == "centered":
             self.centered_ = {k: list(self.segments_) for k in LINK_PARAMS}
             return {"centered": self.centered_}
-        if len(self.segments_) < MIN_SEGMENTS_TO_CENTRE:  # the rule would centre nothing: skip the pilot
+        if len(self.segments_) < MIN_SEGMENTS_TO_CENTRE:  # the rule would centre nothing: no pilot
             return {"centered": self.centered_}
         t0 = time.perf_counter()
         est = self._segment_estimates(df, seed)
