@@ -11,13 +11,14 @@ STAMP     := $(VENV)/.synced
 CONFIG    ?= models/configs/cdnow.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help env run test bench notebooks lock clean
+.PHONY: help env run test bench notebooks lab lock clean
 
 help:
 	@echo "make run      create .venv (Python >= 3.12, locked deps) and run the main CDNOW job"
 	@echo "make test     create .venv and run the test suite"
 	@echo "make bench    benchmarks (speed/memory ratios against lifetimes / pymc-marketing)"
-	@echo "make notebooks  execute every notebook (quick mode) and refresh the .ipynb"
+	@echo "make notebooks  execute every notebook (full mode) and refresh the .ipynb"
+	@echo "make lab      JupyterLab on the project's environment (notebooks/)"
 	@echo "make lock     re-resolve uv.lock after editing pyproject.toml"
 
 # Find a Python >= 3.12: PATH first, then pyenv's versions, then `uv python find`.
@@ -47,6 +48,10 @@ bench: env
 
 notebooks: env
 	$(PY) -m clvlab.notebooks --all
+
+# The venv's own jupyter: its python3 kernel is the project's interpreter.
+lab: env
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lock: $(VENV)/bin/python
 	@[ -x $(UV) ] || $(PY) -m pip install --quiet uv

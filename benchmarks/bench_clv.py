@@ -100,16 +100,16 @@ def worker_ours(rfm_path: str, post_path: str, n: int, pooled: bool) -> dict:
         bg = clv.param_draws(post, clv.BGNBD_PARAMS)
         gg = clv.param_draws(post, clv.GG_PARAMS)
     else:
-        bg = clv.param_draws(post, clv.BGNBD_PARAMS, segment_col=SEGMENT_COL)
-        gg = clv.param_draws(post, clv.GG_PARAMS, segment_col=SEGMENT_COL)
+        bg = clv.param_draws(post, clv.BGNBD_PARAMS, segment=SEGMENT_COL)
+        gg = clv.param_draws(post, clv.GG_PARAMS, segment=SEGMENT_COL)
     rss0, cpu0, load0 = _peak_rss_gb(), _cpu_s(), os.getloadavg()[0]
     t0 = time.perf_counter()
-    res = clv.customer_lifetime_value(bg, gg, rfm, horizon=12, time_unit="M", discount_rate=0.01,
-                                      data_time_unit="W", by=[SEGMENT_COL], threshold=100.0, progress=False)  # fmt: skip
+    res = clv.customer_lifetime_value(bg, gg, rfm, horizon=12, period="M", discount_rate=0.01,
+                                      time_unit="W", segment=[SEGMENT_COL], threshold=100.0, progress=False)  # fmt: skip
     secs = time.perf_counter() - t0
     tot = res.summary("all")
     return dict(seconds=secs, cpu_s=_cpu_s() - cpu0, loadavg_1min_before=load0, peak_rss_gb=_peak_rss_gb(),
-                rss_before_gb=rss0, n_customers=len(rfm), n_draws=int(res.settings["n_draws"]), total_clv_mean=float(tot["total_mean"].iloc[0]),
+                rss_before_gb=rss0, n_customers=len(rfm), n_draws=res.settings.n_draws, total_clv_mean=float(tot["total_mean"].iloc[0]),
                 mean_clv_per_customer=float(res.customers["clv_mean"].mean()))  # fmt: skip
 
 

@@ -10,7 +10,6 @@
 #     language: python
 #     name: python3
 # ---
-
 # %% [markdown]
 # # 01 — CDNOW: from transactions to RFM
 #
@@ -18,18 +17,25 @@
 # bought in Q1 1997, up to 1998-06-30. We validate the log, build the calibration/holdout RFM
 # table of the paper (39 weeks + 39 weeks, time in weeks = days / 7), score customers into RFM
 # segments and look at acquisition cohorts and inter-purchase times.
+#
+# Every number here comes from the pipeline of the main job (`clvlab.study.Study` on
+# `models/configs/cdnow.yaml`), the same code `make run` runs: the notebook and the report
+# agree by construction.
 
 # %% tags=["parameters"]
-quick = False  # CI runs this notebook with quick=True (the 1/10 sample)
+quick = False  # CI runs this notebook with quick=True (the 1/10 sample, few draws)
 
 # %%
 # %matplotlib inline
+from pathlib import Path
 
-from clvlab.data import load_cdnow_with_report
-from clvlab.features import calibration_holdout, cohorts, interpurchase_times, rfm_scores
 from clvlab.plots.rfm import plot_cohort_sizes, plot_interpurchase_times, plot_rfm_segments
+from clvlab.report import describe_table
+from clvlab.study import Study
 
-CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
+ROOT = Path.cwd().parent  # the project root (notebooks/ is its child)
+study = Study(ROOT / "models/configs/cdnow.yaml", quick=quick, root=ROOT, progress=False)
+study.config.features
 
 # %% [markdown]
 # ## Validation
@@ -37,33 +43,28 @@ CALIBRATION_END, OBSERVATION_END = "1997-09-30", "1998-06-30"
 # merged row, so nothing disappears silently.
 
 # %%
-tx, report = load_cdnow_with_report(sample=quick)
-print(report)
-tx.head()
+data = study.data()
+display(data.validation.to_frame())
+data.transactions.head()
 
 # %% [markdown]
-# ## Calibration / holdout RFM table
+# ## Calibration / holdout RFM table, RFM scores and named segments
 
 # %%
-rfm = calibration_holdout(tx, CALIBRATION_END, OBSERVATION_END, time_unit="W", cohort_freq="M")
-print(f"{len(rfm):,} customers, {(rfm.frequency > 0).mean():.1%} repeat in calibration")
-rfm[["frequency", "recency", "T", "monetary_value", "frequency_holdout"]].describe().round(2)
+features = study.features()
+print(f"{len(features.rfm):,} customers, {features.n_repeaters / len(features.rfm):.1%} repeat in calibration")
+describe_table(features.rfm[["frequency", "recency", "T", "monetary_value", "frequency_holdout"]])
+
+# %%
+display(features.rfm_segments)
+plot_rfm_segments(features.rfm)
 
 # %% [markdown]
-# ## RFM scores and named segments
+# ## Acquisition cohorts
 
 # %%
-scored = rfm_scores(rfm)
-display(scored["rfm_segment"].value_counts().to_frame("customers"))
-plot_rfm_segments(scored)
-
-# %% [markdown]
-# ## Acquisition cohorts (week of first purchase)
-
-# %%
-sizes = cohorts(tx, "W", observation_end=CALIBRATION_END).sizes
-display(sizes)
-plot_cohort_sizes(sizes)
+display(features.cohort_sizes)
+plot_cohort_sizes(features.cohort_sizes)
 
 # %% [markdown]
 # ## Inter-purchase times
@@ -71,6 +72,5 @@ plot_cohort_sizes(sizes)
 # (notebook 04): a threshold at the 90% quantile misreads 10% of returns as lapses.
 
 # %%
-gaps = interpurchase_times(tx)
-print(gaps["gap_days"].describe(percentiles=[0.5, 0.8, 0.9, 0.95]).round(1))
-plot_interpurchase_times(gaps)
+print(features.interpurchase["gap_days"].describe(percentiles=[0.5, 0.8, 0.9, 0.95]).round(1))
+plot_interpurchase_times(features.interpurchase)

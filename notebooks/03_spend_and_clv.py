@@ -10,13 +10,14 @@
 #     language: python
 #     name: python3
 # ---
-
+# %% [markdown]
 # %% [markdown]
 # # 03 — Spend (Gamma-Gamma) and posterior CLV
 #
-# Part 1, CDNOW by acquisition cohort: a hierarchical Gamma-Gamma spend model on repeat
-# customers, then posterior CLV per customer and per cohort — every posterior draw of both
-# models goes through the discounted sum, so totals carry their uncertainty.
+# Part 1, CDNOW by acquisition cohort, from the main job's pipeline (`models/configs/cdnow.yaml`):
+# a hierarchical Gamma-Gamma spend model on repeat customers, then posterior CLV per customer
+# and per cohort — every posterior draw of both models goes through the discounted sum, so
+# totals carry their uncertainty.
 #
 # Part 2, a simulated multi-channel business with a known truth and an acquisition-cost
 # table: the posterior of CLV/CAC per channel and the channel ranking an acquisition
@@ -27,82 +28,83 @@ quick = False  # CI: the 1/10 sample and few draws
 
 # %%
 # %matplotlib inline
-import pandas as pd
+from pathlib import Path
 
-from clvlab.clv import cac_ratio, customer_lifetime_value, lifecycle_stage, retention_whatif, sensitivity
-from clvlab.data import load_cdnow, simulate
-from clvlab.features import calibration_holdout, rfm_summary
+from clvlab.clv import cac_ratio, customer_lifetime_value, retention_whatif
+from clvlab.data import simulate
+from clvlab.features import rfm_summary
 from clvlab.models.bgnbd import BGNBD
-from clvlab.models.gamma_gamma import GammaGamma, independence_check
+from clvlab.models.gamma_gamma import GammaGamma
 from clvlab.plots.clv import plot_cac_ratio, plot_clv_distribution, plot_sensitivity, plot_spend_ppc
+from clvlab.study import Study
 
-FIT = dict(draws=200, tune=300, chains=2) if quick else dict(draws=1000, tune=1000, chains=4)
-tx = load_cdnow(sample=quick)
-rfm = calibration_holdout(tx, "1997-09-30", "1998-06-30", time_unit="W", cohort_freq="M")
-repeaters = rfm[rfm["frequency"] > 0]
+ROOT = Path.cwd().parent
+study = Study(ROOT / "models/configs/cdnow.yaml", quick=quick, root=ROOT, progress=False)
+c = study.config.clv
+rfm = study.features().rfm
 
 # %% [markdown]
 # ## Is spend independent of frequency? (the Gamma-Gamma assumption)
 
 # %%
-independence_check(repeaters, "cohort").round(3)
+spend = study.spend()
+spend.independence.round(3)
 
 # %% [markdown]
 # ## Spend model
 
 # %%
-gg = GammaGamma(pooling="partial", segment="cohort").fit(repeaters, seed=1, progressbar=False, **FIT)
-print(gg.convergence_)
-gg.summary().round(3)
+print(spend.model.convergence_)
+spend.model.summary().round(3)
 
 # %%
-plot_spend_ppc(repeaters["monetary_value"].to_numpy(), gg.sample_mean_spend(thin=4, seed=2).values)
+plot_spend_ppc(spend.fit_data["monetary_value"].to_numpy(), spend.spend_replicates)
 
 # %% [markdown]
-# ## Posterior CLV: 12 months, 1% monthly discount, 30% margin
+# ## Posterior CLV over the configured horizon, discount and margin
 
 # %%
-bg = BGNBD(pooling="partial", segment="cohort").fit(rfm, seed=2, progressbar=False, **FIT)
-clv = customer_lifetime_value(bg, gg, rfm, horizon=12, time_unit="M", discount_rate=0.01, margin=0.3,
-                              by=["cohort"], threshold=[50.0])
-clv.summary("cohort").round(1)
+clv = study.clv()
+print(f"{c.horizon} {c.period}, discount {c.discount_rate:.1%} a period, margin {c.margin:.0%}")
+clv.by_segment["cohort"].round(1)
 
 # %%
-plot_clv_distribution(clv, by="cohort")
+plot_clv_distribution(clv.posterior, segment="cohort")
 
 # %% [markdown]
 # ## CRM export: lifecycle stage and value tier
 
 # %%
-crm = lifecycle_stage(clv, rfm)
-crm.groupby(["stage", "value_tier"], observed=True).size().unstack(fill_value=0)
+clv.stage_tier
 
 # %% [markdown]
 # ## Sensitivity: discount rate x margin, and a retention what-if
 
 # %%
-sens = sensitivity(bg, gg, rfm, by="cohort", horizon=12, time_unit="M", max_draws=200)
-whatif = retention_whatif(bg, gg, rfm, scales=(0.8, 0.9, 1.0), horizon=12, time_unit="M", margin=0.3,
-                          max_draws=200)
-plot_sensitivity(sens, whatif)
+bg, gg = study.purchase().model, spend.model
+whatif = retention_whatif(bg, gg, rfm, scales=(0.8, 0.9, 1.0), horizon=c.horizon, period=c.period,
+                          margin=c.margin, max_draws=c.sensitivity_draws)
+plot_sensitivity(clv.sensitivity, whatif)
 
 # %% [markdown]
 # ## Part 2 — channels and CLV/CAC on simulated data
 # Four acquisition channels with their own purchase, dropout and spend parameters and a known
-# acquisition cost. Which channel pays back its CAC, and how sure are we?
+# acquisition cost. Which channel pays back its CAC, and how sure are we? (CLV/CAC here is the
+# remaining value of customers already acquired; a new customer's value is the next step.)
 
 # %%
+m = study.config.bgnbd
+FIT = dict(draws=m.draws, tune=m.tune or 1000, chains=m.chains, target_accept=m.target_accept, progressbar=False)
 sim = simulate(n_customers={"search": 1500, "social": 1200, "email": 500, "affiliate": 300} if not quick
                else {"search": 400, "social": 300, "email": 200, "affiliate": 100}, seed=7)
 display(sim.truth)
 srfm = rfm_summary(sim.transactions, sim.observation_end, time_unit="W", segment_cols=["channel"])
-sbg = BGNBD(pooling="partial", segment="channel").fit(srfm, seed=3, progressbar=False, **FIT)
-sgg = GammaGamma(pooling="partial", segment="channel").fit(srfm[srfm["frequency"] > 0], seed=4,
-                                                           progressbar=False, **FIT)
-sclv = customer_lifetime_value(sbg, sgg, srfm, horizon=12, time_unit="M", discount_rate=0.01, margin=0.3,
-                               by=["channel"])
-ratio = cac_ratio(sclv, sim.truth["cac"].to_dict(), by="channel")
+sbg = BGNBD(pooling="partial", segment="channel").fit(srfm, seed=3, **FIT)
+sgg = GammaGamma(pooling="partial", segment="channel").fit(srfm[srfm["frequency"] > 0], seed=4, **FIT)
+sclv = customer_lifetime_value(sbg, sgg, srfm, horizon=c.horizon, period=c.period, discount_rate=c.discount_rate,
+                               margin=c.margin, segment="channel")
+ratio = cac_ratio(sclv, sim.truth["cac"].to_dict(), segment="channel")
 ratio.round(3)
 
 # %%
-plot_cac_ratio(ratio, by="channel")
+plot_cac_ratio(ratio, segment="channel")

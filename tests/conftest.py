@@ -22,3 +22,26 @@ def cdnow_sample_tx() -> pd.DataFrame:
 def cdnow_tx() -> pd.DataFrame:
     """Full CDNOW master (23,570 customers), one row per customer-day. Do not mutate: copy first."""
     return load_cdnow(sample=False)
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory):
+    """`clvlab run --quick` on the shipped main config (models/configs/cdnow.yaml), outputs in a
+    temporary folder, run once per session. Returns (run_dir, report_dir, log of the run)."""
+    import contextlib
+    import io
+    from pathlib import Path
+
+    from clvlab.cli import main
+
+    root = tmp_path_factory.mktemp("quick_run")
+    cfg = Path(__file__).resolve().parents[1] / "models/configs/cdnow.yaml"
+    text = cfg.read_text().replace("runs_dir: models/runs", f"runs_dir: {root}/runs").replace(
+        "reports_dir: reports", f"reports_dir: {root}/reports")
+    assert str(root) in text, "cdnow.yaml's outputs section changed: update this fixture"
+    (root / "cdnow.yaml").write_text(text)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["run", "--config", str(root / "cdnow.yaml"), "--quick"])
+    assert rc == 0, out.getvalue()[-3000:]
+    return root / "runs/cdnow_quick", root / "reports/cdnow_quick", root / "cdnow.yaml", out.getvalue()

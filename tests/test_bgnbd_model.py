@@ -138,6 +138,9 @@ def test_save_load_roundtrip(pooled_fit, rfm, tmp_path):
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["fit"]["data_hash"] == pooled_fit.fit_info_["data_hash"] and meta["versions"]["pymc"]
     assert meta["config"]["pooling"] == "pooled"
+    # the data's unit and the fit data travel with the folder: no arguments needed after a load
+    assert loaded.time_unit_ == pooled_fit.time_unit_ == "W" and meta["state"]["time_unit"] == "W"
+    np.testing.assert_array_equal(loaded.p_alive(thin=25).values, pooled_fit.p_alive(thin=25).values)
 
 
 # ---- 4. parameter recovery with segments -------------------------------------------------

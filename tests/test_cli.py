@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,24 +50,23 @@ def test_config_rejects_unknown_keys_and_bad_choices():
 
 
 def test_shipped_configs_load():
-    for name in ("cdnow", "cdnow_quick"):
+    for name in ("cdnow",):
         cfg = load_config(Path(__file__).resolve().parents[1] / f"models/configs/{name}.yaml")
-        assert cfg.name == name and cfg.features.time_unit == "W"
+        assert cfg.name == name and cfg.features.time_unit == "W" and cfg.clv.period == "M"
 
 
 @pytest.mark.slow
-def test_quick_run_end_to_end(tmp_path):
-    """`clvlab run` on the quick CDNOW config writes the run folder, tables, figures and report."""
+def test_quick_run_end_to_end(quick_run):
+    """`clvlab run --quick` on the main config writes the run folder, tables, figures and report."""
     import json
 
-    cfg = Path(__file__).resolve().parents[1] / "models/configs/cdnow_quick.yaml"
-    text = cfg.read_text().replace("runs_dir: models/runs", f"runs_dir: {tmp_path}/runs").replace(
-        "reports_dir: reports", f"reports_dir: {tmp_path}/reports")
-    (tmp_path / "cfg.yaml").write_text(text)
-    assert main(["run", "--config", str(tmp_path / "cfg.yaml")]) == 0
-    run_dir, report_dir = tmp_path / "runs/cdnow_quick", tmp_path / "reports/cdnow_quick"
+    run_dir, report_dir, _, log = quick_run
     meta = json.loads((run_dir / "metadata.json").read_text())
-    assert set(meta["timings"]) >= {"data", "features", "bgnbd", "clv", "survival", "total"}
+    assert set(meta["timings"]) >= {"data", "features", "purchase", "spend", "clv", "churn", "report", "total"}
+    # quick mode: recorded, the CDNOW sample, the quick sampler settings, its own run folder
+    assert meta["quick"] is True and meta["config"]["name"] == "cdnow_quick"
+    assert meta["config"]["data"]["source"] == "cdnow_sample" and meta["config"]["bgnbd"]["draws"] == 200
+    assert meta["cached_fits"] == {"bgnbd": False, "bgnbd_pooled": False, "bgnbd_unpooled": False, "gamma_gamma": False}
     assert meta["data"]["customers"] == 2357 and len(meta["data"]["hash"]) == 64
     assert (run_dir / "bgnbd/posterior.nc").exists() and (run_dir / "gamma_gamma/posterior.nc").exists()
     clv = pd.read_parquet(run_dir / "clv_customers.parquet")
@@ -78,3 +78,34 @@ def test_quick_run_end_to_end(tmp_path):
     for name in ("bgnbd_p_alive_heatmap", "churn_roc", "clv_by_cohort", "km_by_segment"):
         assert (report_dir / f"{name}.png").stat().st_size > 10_000 and (report_dir / f"{name}.svg").exists()
     assert "BG/NBD" in (report_dir / "index.html").read_text()
+    assert (report_dir / "report_standalone.html").stat().st_size > (report_dir / "index.html").stat().st_size
+    assert "stage timings:" in log
+
+
+@pytest.mark.slow
+def test_rerun_is_up_to_date_and_a_changed_setting_reuses_every_fit(quick_run):
+    """Unchanged: nothing is recomputed. A changed CLV margin: every fit comes from the cache and
+    CLV (linear in the margin) scales exactly."""
+    import contextlib
+    import io
+    import json
+
+    run_dir, _, cfg, _ = quick_run
+    before = pd.read_parquet(run_dir / "clv_by_all.parquet")
+    stamp = (run_dir / "clv_by_all.parquet").stat().st_mtime_ns
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["run", "--config", str(cfg), "--quick"]) == 0
+    assert "nothing changed since the last run" in out.getvalue()
+    assert (run_dir / "clv_by_all.parquet").stat().st_mtime_ns == stamp
+
+    text = cfg.read_text()
+    assert "margin: 0.3" in text
+    changed = cfg.with_name("cdnow_margin.yaml")
+    changed.write_text(text.replace("margin: 0.3", "margin: 0.6"))
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["run", "--config", str(changed), "--quick"]) == 0
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert set(meta["cached_fits"].values()) == {True}, meta["cached_fits"]
+    assert out.getvalue().count("cached fit reused") == 4
+    after = pd.read_parquet(run_dir / "clv_by_all.parquet")
+    np.testing.assert_allclose(after["total_mean"], 2.0 * before["total_mean"], rtol=1e-12)

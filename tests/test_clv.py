@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from clvlab import clv
+from clvlab import clv, stats
+from clvlab.clv import engine as clv_engine
+from clvlab.clv import math as clv_math
 from clvlab.data.cdnow import load_cdnow
 from clvlab.errors import ClvlabInputError
 from clvlab.features.rfm import calibration_holdout
@@ -52,11 +54,11 @@ def test_fixed_params_equal_lifetimes(rfm: pd.DataFrame, discount_rate: float) -
 
 def test_margin_scales_and_period_length_default(rfm: pd.DataFrame) -> None:
     assert clv.clv_period_length("M", "W") == pytest.approx(365.25 / 12 / 7)
-    a = clv.customer_lifetime_value(BG, GG, rfm)  # data_time_unit from rfm.attrs
-    b = clv.customer_lifetime_value(BG, GG, rfm, margin=0.3, data_time_unit="W")
-    assert a.settings["period_length"] == pytest.approx(365.25 / 12 / 7)
+    a = clv.customer_lifetime_value(BG, GG, rfm)  # time_unit from rfm.attrs
+    b = clv.customer_lifetime_value(BG, GG, rfm, margin=0.3, time_unit="W")
+    assert a.settings.period_length == pytest.approx(365.25 / 12 / 7)
     np.testing.assert_allclose(b.customers["clv_mean"], 0.3 * a.customers["clv_mean"], rtol=1e-12)
-    with pytest.raises(ClvlabInputError, match="data_time_unit"):
+    with pytest.raises(ClvlabInputError, match="pass time_unit="):
         clv.customer_lifetime_value(BG, GG, pd.DataFrame(rfm))  # attrs dropped
 
 
@@ -69,9 +71,9 @@ def test_factored_alive_equals_bgnbd_math() -> None:
     order = np.lexsort((T, x))
     x, T, tx = x[order], T[order], tx[order]
     r, alpha, a, b = (rng.uniform(lo, hi, d) for lo, hi in ((0.2, 2), (1, 10), (0.3, 2), (0.5, 4)))
-    starts = clv._runs(x, T)
+    starts = clv_engine._runs(x, T)
     pat = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-    got = clv._inv_d_factored(r, alpha, a, b, x[starts[:-1]][:, None], T[starts[:-1]][:, None], pat, tx)
+    got = clv_math._inv_d_factored(r, alpha, a, b, x[starts[:-1]][:, None], T[starts[:-1]][:, None], pat, tx)
     ref = bm.p_alive(r[None, :], alpha[None, :], a[None, :], b[None, :], x[:, None], tx[:, None], T[:, None])
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
@@ -81,8 +83,8 @@ def test_hdi_partition_matches_sorted_and_arviz() -> None:
 
     rng = np.random.default_rng(1)
     v = rng.gamma(0.7, 10, (50, 400))
-    lo, hi = clv._hdi_inplace(v.copy(), 0.94)
-    slo, shi = clv.hdi_sorted(np.sort(v, 1), 0.94)
+    lo, hi = stats.hdi_inplace(v.copy(), 0.94)
+    slo, shi = stats.hdi_sorted(np.sort(v, 1), 0.94)
     np.testing.assert_array_equal(lo, slo)
     np.testing.assert_array_equal(hi, shi)
     ref = np.asarray(az.hdi(v[0], prob=0.94))
@@ -103,14 +105,14 @@ def segmented(rfm: pd.DataFrame):
     data = rfm.copy()
     data["seg"] = np.where(rng.random(len(data)) < 0.3, "s1", "s2")
     data["channel"] = rng.choice(["email", "search", "social"], len(data))
-    bg = clv.param_draws(_posterior(rng, 40, ["s1", "s2"], BG), clv.BGNBD_PARAMS, segment_col="seg")
+    bg = clv.param_draws(_posterior(rng, 40, ["s1", "s2"], BG), clv.BGNBD_PARAMS, segment="seg")
     gg = clv.param_draws(_posterior(rng, 40, ["all"], GG), clv.GG_PARAMS)
     return data, bg, gg
 
 
 def test_engine_equals_dense_reference(segmented) -> None:
     data, bg, gg = segmented
-    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"], threshold=[20.0, 100.0], chunk_size=97,
+    res = clv.customer_lifetime_value(bg, gg, data, segment=["channel"], threshold=[20.0, 100.0], chunk_size=97,
                                       n_threads=2, progress=False)  # fmt: skip
     code = data["seg"].map({"s1": 0, "s2": 1}).to_numpy()
     par = {k: v[:, code] for k, v in bg.values.items()}
@@ -121,7 +123,7 @@ def test_engine_equals_dense_reference(segmented) -> None:
     c = res.customers
     np.testing.assert_allclose(c["clv_mean"], dense.mean(0), rtol=1e-10)
     np.testing.assert_allclose(c["clv_sd"], dense.std(0, ddof=1), rtol=1e-8)
-    lo, hi = clv.hdi_sorted(np.sort(dense, 0), 0.94, axis=0)
+    lo, hi = stats.hdi_sorted(np.sort(dense, 0), 0.94, axis=0)
     np.testing.assert_allclose(c["clv_hdi_low"], lo, rtol=1e-10)
     np.testing.assert_allclose(c["clv_hdi_high"], hi, rtol=1e-10)
     np.testing.assert_allclose(c["p_clv_gt_100"], (dense > 100).mean(0))
@@ -151,13 +153,15 @@ def test_unknown_segment_and_bad_rows(segmented) -> None:
     bad.loc[2, "frequency"] = -1
     with pytest.raises(ClvlabInputError) as err:
         clv.customer_lifetime_value(bg, gg, bad)
-    assert len(err.value.problems) == 1 and "frequency" in str(err.value)
+    problems = err.value.problems  # every problem at once (the shared validator of models and CLV)
+    assert any("frequency" in p and "negative" in p and "rows [2]" in p for p in problems)
+    assert any("recency > T" in p and "rows [1]" in p for p in problems), problems
 
 
 def test_cac_ratio_ranking(segmented) -> None:
     data, bg, gg = segmented
-    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"], customer_summaries=False)
-    tab = clv.cac_ratio(res, {"email": 5.0, "search": 50.0, "social": 1000.0}, by="channel")
+    res = clv.customer_lifetime_value(bg, gg, data, segment=["channel"], customer_summaries=False)
+    tab = clv.cac_ratio(res, {"email": 5.0, "search": 50.0, "social": 1000.0}, segment="channel")
     assert list(tab["channel"]) == ["email", "search", "social"]
     assert tab["p_rank_1"].sum() == pytest.approx(1.0)
     assert tab["expected_rank"].sum() == pytest.approx(6.0)
@@ -170,7 +174,7 @@ def test_cac_ratio_ranking(segmented) -> None:
 
 def test_sensitivity_and_retention_whatif(segmented) -> None:
     data, bg, gg = segmented
-    sens = clv.sensitivity(bg, gg, data, discount_rates=[0.0, 0.01, 0.05], margins=[0.5, 1.0], by="seg")
+    sens = clv.sensitivity(bg, gg, data, discount_rates=[0.0, 0.01, 0.05], margins=[0.5, 1.0], segment="seg")
     one = sens[(sens["margin"] == 1.0) & (sens["group"] == "s1")].sort_values("discount_rate")
     assert one["total_mean"].is_monotonic_decreasing and one["total_mean"].iloc[0] > one["total_mean"].iloc[-1]
     half = sens[(sens["margin"] == 0.5) & (sens["group"] == "s1")].sort_values("discount_rate")
@@ -219,9 +223,9 @@ def test_fitted_estimators_feed_the_engine(segmented) -> None:
     ggm = GammaGamma(pooling="pooled")
     ggm.posterior_ = _posterior(rng, 30, ["all"], GG)
     res = clv.customer_lifetime_value(bgm, ggm, data)
-    assert res.settings["bgnbd_segment"] == "seg" and res.settings["gg_segment"] is None
+    assert res.settings.purchase_segment == "seg" and res.settings.spend_segment is None
     assert set(res.group_totals) == {"all", "seg"}
-    ref = clv.customer_lifetime_value(clv.param_draws(bgm.posterior_, clv.BGNBD_PARAMS, segment_col="seg"),
+    ref = clv.customer_lifetime_value(clv.param_draws(bgm.posterior_, clv.BGNBD_PARAMS, segment="seg"),
                                       clv.param_draws(ggm.posterior_, clv.GG_PARAMS), data)  # fmt: skip
     np.testing.assert_allclose(res.customers["clv_mean"], ref.customers["clv_mean"])
 
@@ -233,7 +237,7 @@ def test_figures_render(segmented) -> None:
     from clvlab.plots import clv as pc
 
     data, bg, gg = segmented
-    res = clv.customer_lifetime_value(bg, gg, data, by=["channel"])
+    res = clv.customer_lifetime_value(bg, gg, data, segment=["channel"])
     tab = clv.cac_ratio(res, {"email": 5.0, "search": 20.0, "social": 40.0})
     sens = clv.sensitivity(bg, gg, data, discount_rates=[0.0, 0.02], margins=[1.0])
     what = clv.retention_whatif(bg, gg, data, scales=[0.9, 1.0])
@@ -252,6 +256,113 @@ def test_pattern_table_recurrence_equals_direct() -> None:
     xs = np.concatenate([np.arange(0, 60), np.arange(0, 120, 7), [0, 1, 2, 3]]).astype(float)
     Ts = np.concatenate([np.full(60, 70.0), np.full(18, 55.5), np.full(4, 1.0)])  # T = 1: z > 1/2, direct path
     kw = dict(horizon=12, period_length=clv.clv_period_length("M", "W"), discount_rate=0.01)
-    got = clv._pattern_table(r, alpha, a, b, xs, Ts, **kw)
+    got = clv_math._pattern_table(r, alpha, a, b, xs, Ts, **kw)
     ref = clv.discounted_purchases(r[None, :], alpha[None, :], a[None, :], b[None, :], xs[:, None], Ts[:, None], **kw)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+# ---- the data's time unit, the CLV period, segment= and the shared HDI ----------------------
+def _pooled_bgnbd(time_unit_: str | None, seed: int = 5):
+    from clvlab.models.bgnbd import BGNBD
+
+    model = BGNBD(pooling="pooled")
+    model.posterior_ = _posterior(np.random.default_rng(seed), 20, ["all"], BG)
+    if time_unit_ is not None:
+        model.time_unit_ = time_unit_  # what a fit stores: the unit of the data's recency / T
+    return model
+
+
+GG_POST = _posterior(np.random.default_rng(6), 20, ["all"], GG)
+
+
+def test_model_time_unit_equals_explicit_time_unit(rfm: pd.DataFrame) -> None:
+    bare = rfm.copy()
+    bare.attrs = {}  # as after reading the RFM table back from CSV
+    assert "time_unit" not in bare.attrs and rfm.attrs.get("time_unit") == "W"
+    weekly = _pooled_bgnbd("W")
+    by_model = clv.customer_lifetime_value(weekly, GG_POST, bare, period="M")
+    by_arg = clv.customer_lifetime_value(_pooled_bgnbd(None), GG_POST, bare, period="M", time_unit="W")
+    by_attrs = clv.customer_lifetime_value(_pooled_bgnbd(None), GG_POST, rfm, period="M")
+    np.testing.assert_allclose(by_model.customers["clv_mean"], by_arg.customers["clv_mean"], rtol=1e-12)
+    np.testing.assert_allclose(by_model.customers["clv_mean"], by_attrs.customers["clv_mean"], rtol=1e-12)
+    for res in (by_model, by_arg, by_attrs):
+        assert res.settings.time_unit == "W" and res.settings.period == "M"
+        assert res.settings.period_length == pytest.approx(365.25 / 12 / 7)
+    # the fitted model's unit wins over a stale data attribute
+    stale = rfm.copy()
+    stale.attrs = {"time_unit": "D"}
+    np.testing.assert_allclose(clv.customer_lifetime_value(weekly, GG_POST, stale).customers["clv_mean"],
+                               by_model.customers["clv_mean"], rtol=1e-12)  # fmt: skip
+    daily = clv.customer_lifetime_value(_pooled_bgnbd(None), GG_POST, stale)
+    assert daily.settings.time_unit == "D" and daily.customers["clv_mean"].sum() > by_model.customers["clv_mean"].sum()
+    # a weekly period is shorter than a monthly one: less value over the same number of periods
+    per_week = clv.customer_lifetime_value(weekly, GG_POST, bare, period="W")
+    assert per_week.settings.period_length == 1.0
+    assert per_week.customers["clv_mean"].sum() < 0.4 * by_model.customers["clv_mean"].sum()
+    # the analyses take the unit from the model too (bare data, no time_unit=)
+    what = clv.retention_whatif(weekly, GG_POST, bare, scales=[0.9, 1.0])
+    assert set(what["segment"]) == {"all"} and (what.loc[what["dropout_scale"] == 0.9, "uplift_mean"] > 0).all()
+    sens = clv.sensitivity(weekly, GG_POST, bare, discount_rates=[0.01], margins=[1.0], period="M")
+    assert sens["total_mean"].iloc[0] == pytest.approx(by_model.summary()["total_mean"].iloc[0], rel=1e-12)
+
+
+def test_time_unit_conflicting_with_the_model_raises(rfm: pd.DataFrame) -> None:
+    weekly = _pooled_bgnbd("W")
+    with pytest.raises(ClvlabInputError) as err:
+        clv.customer_lifetime_value(weekly, GG_POST, rfm, horizon=12, time_unit="M")  # old spelling of period="M"
+    msg = str(err.value)
+    assert "time_unit='M'" in msg and "time_unit_='W'" in msg and "period=" in msg
+    with pytest.raises(ClvlabInputError, match="time_unit_='W'"):
+        clv.retention_whatif(weekly, GG_POST, rfm, scales=[1.0], time_unit="D")
+    # agreeing units are fine
+    ok = clv.customer_lifetime_value(weekly, GG_POST, rfm, time_unit="W")
+    assert ok.settings.time_unit == "W"
+    with pytest.raises(ClvlabInputError, match="period='Q'"):
+        clv.customer_lifetime_value(weekly, GG_POST, rfm, period="Q")
+
+
+def test_segment_accepts_str_and_list(segmented) -> None:
+    data, bg, gg = segmented
+    data = data.assign(region=np.where(np.arange(len(data)) % 3 == 0, "north", "south"))
+    one = clv.customer_lifetime_value(bg, gg, data, segment="channel", customer_summaries=False)
+    listed = clv.customer_lifetime_value(bg, gg, data, segment=["channel"], customer_summaries=False)
+    assert set(one.group_totals) == set(listed.group_totals) == {"all", "seg", "channel"}
+    np.testing.assert_array_equal(one.group_totals["channel"].values, listed.group_totals["channel"].values)
+    two = clv.customer_lifetime_value(bg, gg, data, segment=["channel", "region"], customer_summaries=False)
+    assert set(two.group_totals) == {"all", "seg", "channel", "region"}
+    assert list(two.customers.columns[:4]) == ["customer_id", "seg", "channel", "region"]
+    np.testing.assert_allclose(two.group_totals["region"].sum("region").values,
+                               two.group_totals["all"].values[:, 0], rtol=1e-12)  # fmt: skip
+    reg = two.summary(segment="region")
+    assert list(reg["region"]) == ["north", "south"]
+    assert reg["n_customers"].tolist() == [int((data["region"] == "north").sum()), int((data["region"] == "south").sum())]
+    assert two.group_means(segment="region").dims == ("draw", "region")
+    with pytest.raises(ClvlabInputError, match="segment='region'"):
+        one.summary(segment="region")
+    with pytest.raises(ClvlabInputError, match="segment='region'"):
+        clv.cac_ratio(one, {"north": 1.0, "south": 1.0}, segment="region")
+    with pytest.raises(ClvlabInputError, match="missing column 'nope'"):
+        clv.customer_lifetime_value(bg, gg, data, segment=["channel", "nope"])
+    with pytest.raises(ClvlabInputError, match="segment="):
+        clv.customer_lifetime_value(bg, gg, data, segment=[3])
+
+
+@pytest.mark.parametrize("prob", [0.5, 0.89, 0.94])
+def test_stats_hdi_equals_arviz(prob: float) -> None:
+    import arviz as az
+
+    rng = np.random.default_rng(int(prob * 100))
+    for n in (7, 100, 401, 1000):
+        for v in (rng.gamma(0.7, 10, n), rng.standard_normal(n), rng.lognormal(0, 1.5, n)):
+            lo, hi = stats.hdi(v, prob)
+            np.testing.assert_allclose([lo, hi], np.asarray(az.hdi(v, prob=prob)).ravel(), rtol=1e-12)
+    # along an axis: (quantities, draws) with axis=1 and (draws, quantities) with axis=0
+    v = rng.gamma(0.5, 3, (6, 333))
+    ref = az.hdi(xr.DataArray(v.T[None], dims=("chain", "draw", "q")), prob=prob)
+    for lo, hi in (stats.hdi(v, prob, axis=1), stats.hdi(v.T, prob, axis=0)):
+        np.testing.assert_allclose(lo, ref.sel(ci_bound="lower").values, rtol=1e-12)
+        np.testing.assert_allclose(hi, ref.sel(ci_bound="upper").values, rtol=1e-12)
+    assert np.all(hi - lo < np.ptp(v, axis=1))  # a real interval, narrower than the range
+    lo_in, hi_in = stats.hdi_inplace(v.copy(), prob)
+    np.testing.assert_array_equal(lo_in, lo)
+    np.testing.assert_array_equal(hi_in, hi)

@@ -114,7 +114,7 @@ def test_bad_input_reports_every_problem():
     text = str(err.value)
     assert len(err.value.problems) == 4
     assert "'short': no value for 10" in text and "'nan': 1 NaN" in text and "'range'" in text
-    assert "segments: no segment for 5" in text
+    assert "segment: no segment for 5" in text
     with pytest.raises(ClvlabInputError, match="before all data"):
         holdout_churn_labels(pd.DataFrame({"customer_id": ["a"], "date": [CAL + pd.Timedelta(days=1)]}), CAL, HOLD)
 
@@ -154,7 +154,7 @@ def test_cdnow_churn_scores(cdnow_sample):
 
     L = suggest_lapse_threshold(tx, 0.9, "W", cutoff=CAL).lapse_after
     table = lapse_table(tx, CAL, L, "W")
-    cox = CoxChurnModel(log1p=["first_amount", "early_monetary"], strata="cohort").fit(table)
+    cox = CoxChurnModel(log1p=["first_amount", "early_monetary"], segment="cohort").fit(table)
     p_lapse = cox.predict_lapse_probability(table, horizon=(HOLD - CAL).days / 7)
 
     segments = table.set_index("customer_id")["cohort"]

@@ -170,8 +170,12 @@ def test_save_load_roundtrip(pooled_fit: GammaGamma, repeaters: pd.DataFrame, tm
     a = pooled_fit.expected_spend(repeaters, thin=10).values
     b = loaded.expected_spend(repeaters, thin=10).values
     np.testing.assert_allclose(a, b)
+    # the run folder keeps the fit data: predictions need no arguments after a load
+    np.testing.assert_array_equal(loaded.expected_spend(thin=10).values, pooled_fit.expected_spend(thin=10).values)
+    assert loaded.time_unit_ == pooled_fit.time_unit_
+    (tmp_path / "gg" / "data.parquet").unlink()  # an older folder without it: a clear error, not a crash
     with pytest.raises(ClvlabInputError, match="no data"):
-        loaded.expected_spend()
+        GammaGamma.load(tmp_path / "gg").expected_spend()
     ll = pooled_fit.log_likelihood(thin=50)
     assert ll.sizes["customer_id"] == 946
     rep = pooled_fit.sample_mean_spend(thin=50)

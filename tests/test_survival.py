@@ -83,7 +83,7 @@ def test_interval_coverage_over_replications():
 
 def test_strata_model_recovers_coefficients():
     df = simulate_ph(2000, seed=5, strata_scale={"a": 10.0, "b": 30.0})
-    model = CoxChurnModel(covariates=["x1", "x2"], strata="segment").fit(df)
+    model = CoxChurnModel(covariates=["x1", "x2"], segment="segment").fit(df)
     hr = model.hazard_ratios().set_index("covariate")
     assert list(hr.index) == ["x1", "x2"]
     for name in ["x1", "x2"]:
@@ -203,7 +203,7 @@ def test_bad_input_errors(ph_data):
     with pytest.raises(ClvlabInputError, match="constant"):
         CoxChurnModel(covariates=["x1", "x2"]).fit(ph_data.assign(x2=1.0))
     with pytest.raises(ClvlabInputError, match="both"):
-        CoxChurnModel(covariates=["x1"], categorical=["segment"], strata="segment").fit(ph_data)
+        CoxChurnModel(covariates=["x1"], categorical=["segment"], segment="segment").fit(ph_data)
     model = CoxChurnModel(covariates=["x1"], categorical=["segment"]).fit(ph_data)
     with pytest.raises(ClvlabInputError, match="not seen in fit"):
         model.predict_lapse_probability(ph_data.head(3).assign(segment="zzz"), 5.0, conditional=False)

@@ -1,9 +1,12 @@
 """``clvlab`` command line. The Makefile calls these; each writes its outputs atomically.
 
-    clvlab run --config models/configs/cdnow.yaml [--quick]
+    clvlab run --config models/configs/cdnow.yaml [--quick] [--force]
     clvlab rfm --input tx.csv --calibration-end 1997-09-30 --observation-end 1998-06-30 --out rfm.parquet
     clvlab fit bgnbd --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
     clvlab fit gg    --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
+    clvlab score --run models/runs/cdnow --input rfm.parquet --out scores.csv
+
+Bad input ends with exit code 2 and one message naming the argument, file or column.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from .choices import METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
+
+TABLE_SUFFIXES = (".parquet", ".csv")
 
 
 def _add_columns(p: argparse.ArgumentParser) -> None:
@@ -25,15 +31,17 @@ def _add_columns(p: argparse.ArgumentParser) -> None:
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, help="RFM table (Parquet/CSV) from `clvlab rfm`")
     p.add_argument("--segment", default=None, help="segment column (omit for one population)")
-    p.add_argument("--pooling", choices=["pooled", "unpooled", "partial"], default="partial")
-    p.add_argument("--method", choices=["nuts", "map"], default="nuts")
-    p.add_argument("--sampler", choices=["nutpie", "numpyro", "pymc"], default="nutpie")
+    p.add_argument("--pooling", choices=POOLINGS, default="partial")
+    p.add_argument("--method", choices=METHODS, default="nuts")
+    p.add_argument("--sampler", choices=SAMPLERS, default="nutpie")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's: nutpie 400)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--parameterization", choices=["auto", "noncentered", "centered"], default="auto",
+    p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default="auto",
                    help="bgnbd partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)")
+    p.add_argument("--time-unit", choices=TIME_UNITS, default=None,
+                   help="unit of recency / T (default: the one `clvlab rfm` stored in a Parquet input)")
     p.add_argument("--out", required=True, help="run folder to write")
 
 
@@ -43,21 +51,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a configured job (data -> models -> CLV -> report)")
     p.add_argument("--config", required=True)
-    p.add_argument("--quick", action="store_true", help="few draws, for smoke tests")
+    p.add_argument("--quick", action="store_true", help="smoke run: few draws, the CDNOW sample (run folder NAME_quick)")
+    p.add_argument("--force", action="store_true", help="refit every model (default: reuse matching cached fits)")
 
     p = sub.add_parser("rfm", help="transaction log -> RFM calibration/holdout table")
     p.add_argument("--input", required=True, help="CSV or Parquet transaction log")
     _add_columns(p)
     p.add_argument("--calibration-end", required=True)
     p.add_argument("--observation-end", required=True)
-    p.add_argument("--time-unit", choices=["D", "W", "M"], default="W")
+    p.add_argument("--time-unit", choices=TIME_UNITS, default="W")
     p.add_argument("--whole-periods", action="store_true")
     p.add_argument("--out", required=True, help="output .parquet or .csv")
 
     fit = sub.add_parser("fit", help="fit a model to an RFM table").add_subparsers(dest="model", required=True)
     _add_fit_options(fit.add_parser("bgnbd", help="hierarchical BG/NBD (purchase + dropout)"))
     _add_fit_options(fit.add_parser("gg", help="hierarchical Gamma-Gamma (spend)"))
+
+    p = sub.add_parser("score", help="score customers with a saved run's models (no refit)")
+    p.add_argument("--run", required=True, help="run folder of `clvlab run` (e.g. models/runs/cdnow)")
+    p.add_argument("--input", required=True, help="RFM table (Parquet/CSV) in the run's time unit")
+    p.add_argument("--out", required=True, help="output .csv or .parquet (P(alive), expected purchases, CLV)")
     return parser
+
+
+def _check_input(path: str, what: str = "--input") -> Path:
+    p = Path(path)
+    problems = []
+    if not p.is_file():
+        problems.append(f"{what} {path}: no such file")
+    elif p.suffix.lower() not in TABLE_SUFFIXES:
+        problems.append(f"{what} {path}: unsupported suffix {p.suffix!r}; expected one of {TABLE_SUFFIXES}")
+    if problems:
+        raise ClvlabInputError(problems, what="argument")
+    return p
+
+
+def _check_output(path: str) -> None:
+    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        raise ClvlabInputError(f"--out {path}: unsupported suffix {Path(path).suffix!r}; expected one of "
+                               f"{TABLE_SUFFIXES}", what="argument")  # fmt: skip
+
+
+def _read_table(path: Path):
+    import pandas as pd
+
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, dtype={"customer_id": str})  # ids are labels: keep leading zeros
 
 
 def cmd_rfm(args: argparse.Namespace) -> None:
@@ -65,6 +105,8 @@ def cmd_rfm(args: argparse.Namespace) -> None:
     from .features import calibration_holdout
     from .io import write_table
 
+    _check_input(args.input)
+    _check_output(args.out)
     segments = [c for c in args.segment_cols.split(",") if c]
     tx, report = load_transactions(args.input, customer_col=args.customer_col, date_col=args.date_col,
                                    amount_col=args.amount_col, segment_cols=segments)
@@ -80,10 +122,7 @@ def cmd_rfm(args: argparse.Namespace) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    path = Path(args.input)
-    rfm = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    rfm = _read_table(_check_input(args.input))
     if args.model == "bgnbd":
         from .models.bgnbd import BGNBD as Model
     else:
@@ -93,7 +132,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         raise SystemExit("error: --parameterization applies to `fit bgnbd` only")
     model = Model(pooling=args.pooling, segment=args.segment, **extra)
     model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
-              tune=args.tune, seed=args.seed)
+              tune=args.tune, seed=args.seed, time_unit=args.time_unit)
     if args.method == "nuts":
         print(model.diagnostics_)
     print(model.summary().to_string())
@@ -105,12 +144,23 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .config import load_config
     from .runs import run
 
-    run(load_config(args.config, quick=args.quick or None))
+    run(load_config(args.config, quick=args.quick or None), force=args.force)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from .io import write_table
+    from .runs import score_customers
+
+    rfm = _read_table(_check_input(args.input))
+    _check_output(args.out)
+    scores = score_customers(args.run, rfm)
+    write_table(scores, args.out)
+    print(f"scored {len(scores):,} customers with the models of {args.run}; wrote {args.out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "rfm": cmd_rfm, "fit": cmd_fit}[args.command]
+    handler = {"run": cmd_run, "rfm": cmd_rfm, "fit": cmd_fit, "score": cmd_score}[args.command]
     try:
         handler(args)
     except ClvlabInputError as exc:

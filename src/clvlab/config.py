@@ -1,90 +1,221 @@
-"""Run configuration: a YAML file -> typed dataclasses, with unknown keys rejected.
+"""Run configuration: a YAML file -> typed, validated settings (pydantic), checked on read.
 
 A run (``clvlab run --config FILE``) is fully described by its config plus the data; the
-config is stored with every run's metadata so a run can be reproduced from its folder.
+config is stored with every run's metadata so a run can be reproduced from its folder. Every
+constant a pipeline stage uses is a field here, with its documented default; unknown keys,
+wrong types and out-of-range values are all reported at once, before any work starts, as one
+:class:`~clvlab.errors.ClvlabInputError` naming ``config.<section>.<key>``.
+
+``quick: true`` (or ``clvlab run --quick``) gives a smoke run: the CDNOW 1/10 sample when the
+source is CDNOW, and the chains / draws / warm-up of ``quick_settings`` for every sampled
+model, in the run folder ``<name>_quick`` (:meth:`RunConfig.resolved`); the resolved config
+is what the run records.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .choices import COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
+__all__ = [
+    "CLVConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
+    "SpendConfig", "SurvivalConfig", "load_config",
+]  # fmt: skip
 
-@dataclass
-class DataConfig:
-    source: str = "cdnow"  # "cdnow" | "cdnow_sample" | path to CSV/Parquet
+TimeUnit = Literal[TIME_UNITS]  # type: ignore[valid-type]
+Positive = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors; values are checked by type and range, with
+    no silent coercion of text to numbers or of numbers to text."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, validate_default=True, frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_text_for_numbers(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name)
+        ann = str(field.annotation) if field is not None else ""
+        if isinstance(value, str) and any(t in ann for t in ("int", "float")) and "str" not in ann:
+            raise ValueError(f"expected a number, got the text {value!r}")
+        if isinstance(value, bool) and any(t in ann for t in ("int", "float")) and "bool" not in ann:
+            raise ValueError(f"expected a number, got {value!r}")
+        return value
+
+
+class DataConfig(Section):
+    """Where the transaction log comes from and what its columns are called."""
+
+    source: str = "cdnow"
+    """"cdnow" (full CDNOW log), "cdnow_sample" (its 1/10 sample) or a CSV / Parquet path."""
     customer_col: str = "customer_id"
     date_col: str = "date"
     amount_col: str = "amount"
-    segment_cols: list[str] = field(default_factory=list)
+    segment_cols: list[str] = Field(default_factory=list)
+    """Segment columns carried to every customer table (value at the first purchase)."""
     pseudonymise: bool = False
 
 
-@dataclass
-class FeaturesConfig:
-    calibration_end: str = "1997-09-30"
-    observation_end: str = "1998-06-30"
-    time_unit: Literal["D", "W", "M"] = "W"
+class FeaturesConfig(Section):
+    """Calibration / holdout split and customer features."""
+
+    calibration_end: dt.date = dt.date(1997, 9, 30)
+    observation_end: dt.date = dt.date(1998, 6, 30)
+    time_unit: TimeUnit = "W"
+    """Unit of recency, T and the holdout duration (D, W or M)."""
     segment: str | None = "cohort"
-    cohort_freq: Literal["W", "M"] = "W"
+    """Segment column of the hierarchical models (None: one population)."""
+    cohort_freq: Literal[COHORT_FREQS] = "W"  # type: ignore[valid-type]
     whole_periods: bool = False
 
-
-@dataclass
-class ModelConfig:
-    pooling: Literal["pooled", "unpooled", "partial"] = "partial"
-    method: Literal["nuts", "map"] = "nuts"
-    sampler: Literal["nutpie", "numpyro", "pymc"] = "nutpie"
-    chains: int = 4
-    draws: int = 1000
-    tune: int | None = None  # None: the sampler's default (nutpie 400, pymc / numpyro 1000)
-    target_accept: float = 0.8
-    compare_pooling: bool = False  # also fit pooled + unpooled (forest plot of shrinkage)
-    parameterization: Literal["auto", "noncentered", "centered"] = "auto"  # BG/NBD partial pooling only
+    @model_validator(mode="after")
+    def _holdout_after_calibration(self) -> FeaturesConfig:
+        if self.observation_end <= self.calibration_end:
+            raise ValueError(f"observation_end {self.observation_end} must be after calibration_end "
+                             f"{self.calibration_end}")  # fmt: skip
+        return self
 
 
-@dataclass
-class CLVConfig:
-    horizon: int = 12
-    time_unit: Literal["D", "W", "M"] = "M"
-    discount_rate: float = 0.01
-    margin: float = 1.0
-    cac: dict[str, float] = field(default_factory=dict)
+class ModelConfig(Section):
+    """How a Bayesian model is fitted (shared by the purchase and spend models)."""
+
+    pooling: Literal[POOLINGS] = "partial"  # type: ignore[valid-type]
+    method: Literal[METHODS] = "nuts"  # type: ignore[valid-type]
+    sampler: Literal[SAMPLERS] = "nutpie"  # type: ignore[valid-type]
+    chains: Positive = 4
+    draws: Positive = 1000
+    tune: Positive | None = None
+    """Warm-up per chain; None: the sampler's default (nutpie 400, pymc / numpyro 1000)."""
+    target_accept: Probability = 0.8
+    prediction_draws: Positive = 250
+    """Draws per chain (evenly thinned) behind per-customer predictions, checks and figures."""
 
 
-@dataclass
-class SurvivalConfig:
-    lapse_after: float | None = None
-    penalizer: float = 0.01
+class PurchaseConfig(ModelConfig):
+    """The purchase model (BG/NBD)."""
+
+    parameterization: Literal[PARAMETERIZATIONS] = "auto"  # type: ignore[valid-type]
+    compare_pooling: bool = False
+    """Also fit the other two poolings (the shrinkage forest plot)."""
+    heatmap_horizon: Annotated[float, Field(gt=0)] | None = None
+    """t of the expected-purchases heat map, in ``features.time_unit``; None: the holdout length."""
+    heatmap_draws: Positive = 100
+    """Draws per chain behind the frequency x recency heat maps."""
 
 
-@dataclass
-class OutputsConfig:
+class SpendConfig(ModelConfig):
+    """The spend model (Gamma-Gamma)."""
+
+
+class CLVConfig(Section):
+    """Posterior CLV: horizon, discounting, margin, CAC and the derived analyses."""
+
+    horizon: Positive = 12
+    """Number of CLV periods."""
+    period: TimeUnit = "M"
+    """Unit of one CLV period (D, W or M); the data's unit is ``features.time_unit``."""
+    discount_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    """Per-period discount rate d (a fraction: 0.01 = 1% a period)."""
+    margin: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    """Profit margin on revenue (a fraction in (0, 1])."""
+    thresholds: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [100.0])
+    """Values c of the per-customer P(CLV > c) columns."""
+    hdi_prob: Probability = 0.94
+    cac: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    """Acquisition cost per customer by channel (empty: no CLV/CAC table)."""
+    cac_segment: str | None = None
+    """Channel column of ``cac`` (None: the first ``data.segment_cols``, else ``features.segment``)."""
+    sensitivity_draws: Positive = 200
+    sensitivity_discount_rates: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+        default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.03])
+    sensitivity_margins: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        default_factory=lambda: [0.2, 0.3, 0.5, 1.0])
+    new_tenure: Annotated[float, Field(ge=0)] = 8.0
+    """Lifecycle stage "new": tenure T below this, in ``features.time_unit``."""
+    active_p_alive: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    lapsed_p_alive: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+
+    @model_validator(mode="after")
+    def _stages_ordered(self) -> CLVConfig:
+        if self.lapsed_p_alive > self.active_p_alive:
+            raise ValueError(f"lapsed_p_alive ({self.lapsed_p_alive}) must be <= active_p_alive "
+                             f"({self.active_p_alive})")  # fmt: skip
+        return self
+
+
+class SurvivalConfig(Section):
+    """Lapse table, Kaplan-Meier, Cox and the churn-score comparison."""
+
+    lapse_after: Annotated[float, Field(gt=0)] | None = None
+    """A lapse: no purchase within this many ``features.time_unit``; None: from the data."""
+    lapse_quantile: Probability = 0.9
+    """With ``lapse_after`` None: this quantile of the inter-purchase times."""
+    penalizer: Annotated[float, Field(ge=0)] = 0.01
+    test_fraction: Probability = 0.3
+    """Share of customers held out for the Cox model's concordance."""
+    log1p: list[str] = Field(default_factory=lambda: ["first_amount", "early_monetary"])
+    """Skewed covariates entered as log(1 + x)."""
+    calibration_bins: Positive = 10
+
+
+class QuickConfig(Section):
+    """What ``quick: true`` changes (a smoke run in a minute or two)."""
+
+    chains: Positive = 2
+    draws: Positive = 200
+    tune: Positive = 300
+    sample: bool = True
+    """Use the CDNOW 1/10 sample when the source is the full CDNOW log."""
+
+
+class OutputsConfig(Section):
     runs_dir: str = "models/runs"
     reports_dir: str = "reports"
+    self_contained: bool = True
+    """Also write ``report_standalone.html`` with the images embedded (one file to e-mail)."""
 
 
-@dataclass
-class RunConfig:
-    name: str
-    seed: int = 0
+class RunConfig(Section):
+    """A whole run. ``resolved()`` applies ``quick``; ``to_dict()`` is what metadata records."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    """Run folder name (letters, digits, '_', '-', '.')."""
+    seed: Annotated[int, Field(ge=0)] = 0
     quick: bool = False
-    data: DataConfig = field(default_factory=DataConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    bgnbd: ModelConfig = field(default_factory=ModelConfig)
-    gamma_gamma: ModelConfig = field(default_factory=ModelConfig)
-    clv: CLVConfig = field(default_factory=CLVConfig)
-    survival: SurvivalConfig = field(default_factory=SurvivalConfig)
-    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    bgnbd: PurchaseConfig = Field(default_factory=PurchaseConfig)
+    gamma_gamma: SpendConfig = Field(default_factory=SpendConfig)
+    clv: CLVConfig = Field(default_factory=CLVConfig)
+    survival: SurvivalConfig = Field(default_factory=SurvivalConfig)
+    quick_settings: QuickConfig = Field(default_factory=QuickConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+
+    def resolved(self) -> RunConfig:
+        """The config the stages run: with ``quick``, the quick sampler settings and data."""
+        if not self.quick:
+            return self
+        q = self.quick_settings
+        name = self.name if self.name.endswith("_quick") else f"{self.name}_quick"  # never the full run's folder
+        sampling = dict(chains=q.chains, draws=q.draws, tune=q.tune)
+        data = self.data
+        if q.sample and data.source == "cdnow":
+            data = data.model_copy(update=dict(source="cdnow_sample"))
+        return self.model_copy(update=dict(
+            name=name, data=data, bgnbd=self.bgnbd.model_copy(update=sampling),
+            gamma_gamma=self.gamma_gamma.model_copy(update=sampling)))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     @property
     def run_dir(self) -> Path:
@@ -94,84 +225,69 @@ class RunConfig:
     def report_dir(self) -> Path:
         return Path(self.outputs.reports_dir) / self.name
 
-
-def _build(cls: type, raw: Any, where: str, problems: list[str]):
-    if raw is None:
-        return cls() if _has_defaults(cls) else None
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a mapping, got {type(raw).__name__}")
-        return cls() if _has_defaults(cls) else None
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, value in raw.items():
-        if name not in fields:
-            continue
-        sub = _SECTIONS.get(name) if cls is RunConfig else None
-        kwargs[name] = _build(sub, value, f"{where}.{name}", problems) if sub else value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        problems.append(f"{where}: {exc}")
-        return None
+    @property
+    def cac_segment(self) -> str | None:
+        """The channel column CLV/CAC is computed by."""
+        if self.clv.cac_segment:
+            return self.clv.cac_segment
+        return self.data.segment_cols[0] if self.data.segment_cols else self.features.segment
 
 
-def _has_defaults(cls: type) -> bool:
-    return all(
-        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        for f in dataclasses.fields(cls)
-    )
+RENAMED = {("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)"}
+"""Keys of older configs, and what they are called now (named in the error)."""
 
 
-_SECTIONS: dict[str, type] = {
-    "data": DataConfig,
-    "features": FeaturesConfig,
-    "bgnbd": ModelConfig,
-    "gamma_gamma": ModelConfig,
-    "clv": CLVConfig,
-    "survival": SurvivalConfig,
-    "outputs": OutputsConfig,
-}
-
-_CHOICES = {
-    ("features", "time_unit"): ("D", "W", "M"),
-    ("features", "cohort_freq"): ("W", "M"),
-    ("bgnbd", "pooling"): ("pooled", "unpooled", "partial"),
-    ("gamma_gamma", "pooling"): ("pooled", "unpooled", "partial"),
-    ("bgnbd", "method"): ("nuts", "map"),
-    ("bgnbd", "parameterization"): ("auto", "noncentered", "centered"),
-    ("gamma_gamma", "method"): ("nuts", "map"),
-    ("bgnbd", "sampler"): ("nutpie", "numpyro", "pymc"),
-    ("gamma_gamma", "sampler"): ("nutpie", "numpyro", "pymc"),
-    ("clv", "time_unit"): ("D", "W", "M"),
-}
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(["config", *map(str, err["loc"])])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            new = RENAMED.get(tuple(map(str, err["loc"])))
+            msg = f"unknown key: renamed to {new}" if new else "unknown key"
+        elif err["type"] == "missing":
+            msg = "missing required key"
+        got = "" if err["type"] == "missing" or isinstance(err["input"], dict) or "got" in msg else f" (got {err['input']!r})"
+        out.append(f"{where}: {msg}{got}")
+    return out
 
 
 def load_config(path: str | Path | dict[str, Any], **overrides: Any) -> RunConfig:
-    """Read a run config (YAML path or dict); ``overrides`` replace top-level keys (e.g. quick=True)."""
-    raw = yaml.safe_load(Path(path).read_text()) if not isinstance(path, dict) else dict(path)
+    """Read and check a run config.
+
+    Parameters
+    ----------
+    path : path or dict
+        A YAML file, or the same mapping as a dict.
+    **overrides
+        Top-level keys to replace (e.g. ``quick=True``); None values are ignored.
+
+    Returns
+    -------
+    RunConfig
+        As written (call :meth:`RunConfig.resolved` for what the stages run).
+
+    Raises
+    ------
+    ClvlabInputError
+        A missing or unreadable file, or every invalid key / value, each named
+        ``config.<section>.<key>``.
+    """
+    what = "config" if isinstance(path, dict) else f"config {path}"
+    if isinstance(path, dict):
+        raw: Any = dict(path)
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ClvlabInputError([f"{p}: no such config file"], what="config")
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ClvlabInputError([f"{p}: not valid YAML ({exc})"], what="config") from None
     if not isinstance(raw, dict):
-        raise ClvlabInputError([f"{path}: expected a YAML mapping at top level"], what="config")
+        raise ClvlabInputError([f"{path}: expected a YAML mapping at top level"], what=what)
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    problems: list[str] = []
-    if "name" not in raw:
-        problems.append("config: missing required key 'name' (the run folder name)")
-        raw["name"] = "unnamed"
-    cfg = _build(RunConfig, raw, "config", problems)
-    if cfg is not None:
-        for (section, key), allowed in _CHOICES.items():
-            value = getattr(getattr(cfg, section), key)
-            if value not in allowed:
-                problems.append(f"config.{section}.{key}={value!r}: expected one of {list(allowed)}")
-        for section in ("bgnbd", "gamma_gamma"):
-            m = getattr(cfg, section)
-            for key in ("chains", "draws", "tune"):
-                if key == "tune" and m.tune is None:
-                    continue
-                if not isinstance(getattr(m, key), int) or getattr(m, key) < 1:
-                    problems.append(f"config.{section}.{key}={getattr(m, key)!r}: expected a positive integer")
-    if problems:
-        raise ClvlabInputError(problems, what=f"config {path if not isinstance(path, dict) else ''}".strip())
-    return cfg
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ClvlabInputError(_problems(exc), what=what) from None

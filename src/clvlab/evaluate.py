@@ -122,7 +122,7 @@ def roc_curve(labels, scores) -> pd.DataFrame:
     )
 
 
-def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segments: pd.Series | None) -> pd.DataFrame:
+def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segment: pd.Series | None) -> pd.DataFrame:
     """Join labels, scores and segments on customer_id; every problem reported at once."""
     problems: list[str] = []
     if not isinstance(labels, pd.Series):
@@ -154,12 +154,12 @@ def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segments: pd.Se
         elif ((col < 0) | (col > 1)).any():
             problems.append(f"score {name!r}: expected probabilities in [0, 1], got range [{col.min():.3g}, {col.max():.3g}]")
         df[f"score::{name}"] = col.to_numpy(dtype=float)
-    if segments is not None:
-        seg = segments.copy()
+    if segment is not None:
+        seg = segment.copy()
         seg.index = seg.index.astype(str)
         missing = df.index.difference(seg.index)
         if len(missing):
-            problems.append(f"segments: no segment for {len(missing)} customer(s), e.g. {missing[:3].tolist()}")
+            problems.append(f"segment: no segment for {len(missing)} customer(s), e.g. {missing[:3].tolist()}")
         df["segment"] = seg.reindex(df.index).astype(str).to_numpy()
     bad = ~df["label"].isin([0, 1, True, False])
     if bad.any():
@@ -171,21 +171,21 @@ def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segments: pd.Se
 
 
 def churn_comparison(
-    labels: pd.Series, scores: Mapping[str, pd.Series], segments: pd.Series | None = None
+    labels: pd.Series, scores: Mapping[str, pd.Series], segment: pd.Series | None = None
 ) -> pd.DataFrame:
     """Compare churn scores (probabilities of churn) against labels, overall and per segment.
 
     ``labels``: 0/1 Series indexed by customer_id (1 = churned, see
     :func:`holdout_churn_labels`); ``scores``: {name: Series of P(churn)} over the same
-    customers (e.g. 1 - P(alive) from BG/NBD, a Cox lapse probability); ``segments``:
+    customers (e.g. 1 - P(alive) from BG/NBD, a Cox lapse probability); ``segment``:
     optional Series of segment labels.  Every labelled customer needs a score (scores
     for unlabelled customers are ignored).  Returns a tidy table with one row per (score,
     segment): n, n_churned, churn_rate, mean_score, auc, brier.  Segment ``"all"`` is
     the pooled row.
     """
-    df = _aligned(labels, scores, segments)
+    df = _aligned(labels, scores, segment)
     groups: list[tuple[str, pd.DataFrame]] = [(ALL_SEGMENTS, df)]
-    if segments is not None:
+    if segment is not None:
         groups += [(str(k), g) for k, g in df.groupby("segment", sort=True)]
     rows = []
     for name in scores:

@@ -1,297 +1,190 @@
-"""A run: config (YAML) -> artifacts in ``models/runs/<name>/`` and a report in ``reports/<name>/``.
+"""A run: :class:`~clvlab.study.Study` results -> artifacts in ``<runs_dir>/<name>/`` and a report.
 
-Stages (each logs what it did and how long it took; all outputs are written atomically):
-
-1. data      load + validate the transaction log (validation report)
-2. features  calibration/holdout RFM (DuckDB), RFM scores, cohorts
-3. bgnbd     hierarchical BG/NBD fit, diagnostics, P(alive) / expected-purchase figures
-4. clv       hierarchical Gamma-Gamma + posterior CLV per customer / segment
-5. survival  lapse table, Kaplan-Meier, Cox, churn-score comparison with BG/NBD P(alive)
-
-``metadata.json`` in the run folder records the config, the data hash, package versions and
-stage timings, so a run can be reproduced from its folder.
+:func:`run` runs the pipeline (:mod:`clvlab.study`) and writes what it found: tables
+(Parquet, and CSV for small ones), the fitted models (cached there for the next run), the
+CRM export, ``metadata.json`` (resolved config, quick flag, data hash, package versions,
+stage timings, which fits came from the cache) and the HTML report (:mod:`clvlab.report`).
+Every file is written atomically. :func:`score_customers` scores new RFM rows from a saved
+run without refitting (``clvlab score``).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+import yaml
 
 from .config import RunConfig
-from .io import write_json, write_table
-from .report import Report
-from .units import unit_days
-from .versions import data_hash, package_versions
+from .errors import ClvlabInputError
+from .io import write_json, write_table, write_text
+from .study import Study, StudyResults, run_key
+from .versions import package_versions
+
+__all__ = ["CSV_MAX_ROWS", "run", "score_customers", "write_artifacts"]
+
+CSV_MAX_ROWS = 5000
+"""Tables up to this many rows are also written as CSV (readable without Parquet tools)."""
 
 
-@dataclass
-class RunContext:
-    """What the stages share: the config, output folders, the report, and produced objects."""
+def run(config: RunConfig, *, force: bool = False, root: str | Path | None = None) -> StudyResults | None:
+    """Run every stage of ``config`` and write the run folder and the report.
 
-    config: RunConfig
-    report: Report
-    timings: dict[str, float] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    A run folder is up to date when its ``metadata.json`` holds the same run key (resolved
+    config, data hash, versions, hash of clvlab's code: :func:`clvlab.study.run_key`) and its
+    report exists: then nothing is recomputed (seconds: the data are read to hash them).
+    Otherwise every stage runs, reusing each cached fit whose own key still matches.
 
-    @property
-    def run_dir(self) -> Path:
-        return self.config.run_dir
+    Parameters
+    ----------
+    config : RunConfig
+        The run config (``quick`` is applied).
+    force : bool
+        Refit every model even when the run folder holds a matching cached fit.
+    root : path, optional
+        Folder that relative output paths are under (default: the working directory).
 
-    def log(self, msg: str) -> None:
-        print(f"[{self.config.name}] {msg}", flush=True)
+    Returns
+    -------
+    StudyResults or None
+        None when the run folder was already up to date.
+    """
+    t0 = time.perf_counter()
+    study = Study(config, force=force, root=root)
+    study.log(f"run folder {study.run_dir}, report {study.report_dir}")
+    key = run_key(study.config, study.data().hash)
+    if not force and _up_to_date(study, key):
+        study.log(f"nothing changed since the last run ({_finished_at(study)}): run folder and report are up to "
+                  f"date ({time.perf_counter() - t0:.1f} s; --force to redo every stage)")  # fmt: skip
+        return None
+    results = study.run()
+    write_artifacts(study, results)
+    t1 = time.perf_counter()
+    from .run_report import build_report
 
-    def table(self, df: pd.DataFrame, name: str) -> Path:
-        """Write ``df`` as Parquet (and CSV for small tables) into the run folder."""
-        path = write_table(df, self.run_dir / f"{name}.parquet")
-        if len(df) <= 5000:
-            write_table(df, self.run_dir / f"{name}.csv")
-        return path
-
-
-def _load(ctx: RunContext) -> None:
-    from .data import load_cdnow_with_report, load_transactions
-
-    d = ctx.config.data
-    if d.source in ("cdnow", "cdnow_sample"):
-        tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample")
-    else:
-        tx, report = load_transactions(d.source, customer_col=d.customer_col, date_col=d.date_col,
-                                       amount_col=d.amount_col, segment_cols=d.segment_cols,
-                                       pseudonymise=d.pseudonymise)
-    ctx.artifacts["transactions"] = tx
-    ctx.meta["data"] = {"source": d.source, "hash": data_hash(tx), "rows": len(tx),
-                        "customers": int(tx["customer_id"].nunique())}
-    ctx.report.add_text("Data", str(report))
-    ctx.log(f"data: {len(tx):,} purchase days, {tx['customer_id'].nunique():,} customers")
-
-
-def _features(ctx: RunContext) -> None:
-    from .features import calibration_holdout, cohorts, interpurchase_times, rfm_scores
-    from .plots.rfm import plot_cohort_sizes, plot_interpurchase_times, plot_rfm_segments
-
-    f, d = ctx.config.features, ctx.config.data
-    tx = ctx.artifacts["transactions"]
-    rfm = calibration_holdout(tx, f.calibration_end, f.observation_end, time_unit=f.time_unit,
-                              segment_cols=d.segment_cols, whole_periods=f.whole_periods,
-                              cohort_freq=f.cohort_freq)
-    rfm = rfm_scores(rfm)
-    ctx.artifacts["rfm"] = rfm
-    ctx.table(rfm, "rfm")
-    repeaters = int((rfm["frequency"] > 0).sum())
-    ctx.log(f"features: {len(rfm):,} customers ({repeaters:,} repeaters) in calibration to {f.calibration_end}")
-    seg_counts = rfm["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
-    ctx.report.add_table("RFM", rfm.describe().T, caption="RFM summary (calibration)")
-    ctx.report.add_figure("RFM", plot_rfm_segments(rfm), "rfm_segments", caption="RFM-score segments")
-    sizes = cohorts(tx, f.cohort_freq, observation_end=f.calibration_end).sizes
-    ctx.table(sizes, "cohort_sizes")
-    ctx.report.add_figure("RFM", plot_cohort_sizes(sizes), "cohort_sizes", caption="Acquisition cohorts")
-    ctx.report.add_figure("RFM", plot_interpurchase_times(interpurchase_times(tx)), "interpurchase_times",
-                          caption="Days between consecutive purchases")
-    ctx.table(seg_counts, "rfm_segments")
+    index = build_report(study, results)
+    results.timings["report"] = round(time.perf_counter() - t1, 2)
+    results.timings["total"] = round(time.perf_counter() - t0, 2)
+    _write_metadata(study, results, key)
+    line = ", ".join(f"{k} {v:.1f} s" for k, v in results.timings.items() if k != "total")
+    study.log(f"stage timings: {line}")
+    study.log(f"done in {results.timings['total']:.1f} s; report {index}")
+    return results
 
 
-def _fit_options(m) -> dict[str, Any]:
-    return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
-                target_accept=m.target_accept)
+def _table(study: Study, df: pd.DataFrame, name: str) -> Path:
+    path = write_table(df, study.run_dir / f"{name}.parquet")
+    if len(df) <= CSV_MAX_ROWS:
+        write_table(df, study.run_dir / f"{name}.csv")
+    return path
 
 
-def _bgnbd(ctx: RunContext) -> None:
-    from .evaluate import holdout_check
+def write_artifacts(study: Study, results: StudyResults) -> None:
+    """Write every result table of ``results`` into the run folder (the models are already there)."""
+    f, p, s, c, ch = results.features, results.purchase, results.spend, results.clv, results.churn
+    study.run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(study.run_dir / "config.yaml", yaml.safe_dump(results.config.to_dict(), sort_keys=False))
+    tables: dict[str, pd.DataFrame] = {
+        "validation": results.data.validation.to_frame().astype(str),
+        "rfm": f.rfm, "rfm_segments": f.rfm_segments, "cohort_sizes": f.cohort_sizes,
+        "bgnbd_summary": p.model.summary(), "bgnbd_holdout_check": p.holdout_check,
+        "gg_independence_check": s.independence, "gg_summary": s.model.summary(),
+        "clv_customers": _categorical_as_text(c.customers), "clv_sensitivity": c.sensitivity,
+        "lapse_table": ch.lapse_table, "cox_hazard_ratios": ch.hazard_ratios, "cox_ph_check": ch.ph_check,
+        "churn_comparison": ch.comparison,
+    }  # fmt: skip
+    tables.update({f"clv_by_{col}": t for col, t in c.by_segment.items()})
+    if c.cac is not None:
+        tables["clv_cac"] = c.cac
+    for name, df in tables.items():
+        _table(study, df, name)
+
+
+def _categorical_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    cats = [col for col in df.columns if isinstance(df[col].dtype, pd.CategoricalDtype)]
+    return df.assign(**{col: df[col].astype(str) for col in cats}) if cats else df
+
+
+def _up_to_date(study: Study, key: str) -> bool:
+    meta = study.run_dir / "metadata.json"
+    if not meta.exists() or not (study.report_dir / "index.html").exists():
+        return False
+    try:
+        return json.loads(meta.read_text()).get("run_key") == key
+    except (OSError, ValueError):
+        return False
+
+
+def _finished_at(study: Study) -> str:
+    return json.loads((study.run_dir / "metadata.json").read_text()).get("finished_at", "?")
+
+
+def _write_metadata(study: Study, results: StudyResults, key: str | None = None) -> None:
+    d, p, s, ch = results.data, results.purchase, results.spend, results.churn
+    meta = dict(
+        run_key=key, config=results.config.to_dict(), quick=results.config.quick,
+        data=dict(source=results.config.data.source, hash=d.hash, rows=len(d.transactions),
+                  customers=int(d.transactions["customer_id"].nunique()), rfm_hash=results.features.hash),
+        bgnbd=dict(fit=p.model.fit_info_, convergence=p.model.convergence_, cached=p.cached),
+        gamma_gamma=dict(fit=s.model.fit_info_, convergence=s.model.convergence_, cached=s.cached),
+        survival=dict(lapse_after=ch.lapse_after, heldout_concordance=ch.concordance),
+        cached_fits=study.cached_fits, versions=package_versions(), timings=results.timings,
+        finished_at=pd.Timestamp.now(tz="UTC").isoformat(),
+    )  # fmt: skip
+    write_json(study.run_dir / "metadata.json", meta)
+
+
+# ----------------------------------------------------------------------------------- scoring
+def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | None = None) -> pd.DataFrame:
+    """Score customers with the models of a saved run, without refitting.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder written by :func:`run` (holds ``bgnbd/``, ``gamma_gamma/``, ``metadata.json``).
+    rfm : DataFrame
+        RFM rows (``customer_id``, ``frequency``, ``recency``, ``T``, ``monetary_value`` and the
+        run's segment column), in the run's time unit (``features.time_unit``).
+    prob : float, optional
+        HDI mass (default: the run's ``clv.hdi_prob``).
+
+    Returns
+    -------
+    DataFrame
+        One row per customer, input order: ``customer_id``, segment, ``p_alive`` (posterior mean,
+        HDI), ``expected_purchases`` over the CLV horizon (mean, HDI) and CLV (mean, sd, HDI,
+        P(CLV > c) for the run's thresholds).
+    """
+    from .clv import customer_lifetime_value
     from .models.bgnbd import BGNBD
-    from .plots.bgnbd import plot_frequency_recency, plot_repeat_purchase_ppc, plot_segment_forest
+    from .models.gamma_gamma import GammaGamma
+    from .stats import hdi
+    from .units import unit_days
 
-    m, f = ctx.config.bgnbd, ctx.config.features
-    rfm = ctx.artifacts["rfm"]
-    model = BGNBD(pooling=m.pooling, segment=f.segment, parameterization=m.parameterization).fit(
-        rfm, seed=ctx.config.seed, **_fit_options(m))
-    model.save(ctx.run_dir / "bgnbd")
-    ctx.artifacts["bgnbd"] = model
-    summary = model.summary()
-    ctx.table(summary, "bgnbd_summary")
-    conv = model.convergence_ or {}
-    ctx.meta["bgnbd"] = {"fit": model.fit_info_, "convergence": conv}
-    ctx.log(f"bgnbd ({m.pooling}, by {f.segment}): {model.fit_info_['fit_s']:.1f} s; " + _convergence_line(conv))
-    ctx.report.add_text("BG/NBD", f"pooling={m.pooling}, segment={f.segment}\n" + _convergence_line(conv))
-    ctx.report.add_table("BG/NBD", summary, caption="Posterior of the segment and population parameters", max_rows=80)
-    for quantity in ("p_alive", "expected_purchases"):
-        fig = plot_frequency_recency(model, quantity, t=39.0, thin=max(1, m.draws // 100))
-        ctx.report.add_figure("BG/NBD", fig, f"bgnbd_{quantity}_heatmap")
-    if m.compare_pooling and f.segment:
-        fits = {m.pooling: model}
-        for pooling in ("pooled", "unpooled", "partial"):
-            if pooling not in fits:
-                fits[pooling] = BGNBD(pooling=pooling, segment=f.segment, parameterization=m.parameterization).fit(
-                    rfm, seed=ctx.config.seed, progressbar=False, **_fit_options(m))
-        sizes = rfm[f.segment].value_counts().to_dict()
-        ctx.report.add_figure("BG/NBD", plot_segment_forest(fits, segment_sizes=sizes), "bgnbd_pooling_forest",
-                              caption="Segment parameters: pooled vs unpooled vs partial pooling (shrinkage)")
-
-    # holdout: expected purchases in the holdout window against what customers did
-    duration = float(rfm["duration_holdout"].iloc[0])
-    thin = max(1, m.draws // 250)
-    expected = model.expected_purchases(duration, thin=thin).mean(("chain", "draw")).to_series()
-    check = holdout_check(rfm, expected, segment=f.segment)
-    ctx.table(check, "bgnbd_holdout_check")
-    ctx.report.add_table("BG/NBD", check, caption=f"Holdout ({duration:g} {f.time_unit}): predicted vs actual repeat purchases")
-    simulated = model.sample_holdout_purchases(duration, thin=thin, seed=ctx.config.seed)
-    ctx.report.add_figure("BG/NBD", plot_repeat_purchase_ppc(rfm["frequency_holdout"], simulated,
-                          title="Posterior predictive check: holdout repeat purchases"), "bgnbd_holdout_ppc")
-
-    # churn scores for the survival comparison (posterior means per customer)
-    p_alive = model.p_alive(thin=thin).mean(("chain", "draw")).to_series()
-    p_none = model.p_no_purchase(duration, thin=thin).mean(("chain", "draw")).to_series()
-    ctx.artifacts["bgnbd_churn_scores"] = {"BG/NBD 1 - P(alive)": 1.0 - p_alive,
-                                           "BG/NBD P(no purchase in holdout)": p_none}
-    ctx.artifacts["p_alive"] = p_alive
-
-
-def _convergence_line(conv: dict[str, Any]) -> str:
-    if not conv:
-        return "MAP fit (no sampler diagnostics)"
-    return (f"max R-hat {conv['max_r_hat']:.3f}, min bulk ESS {conv['min_ess_bulk']:.0f}, "
-            f"min tail ESS {conv['min_ess_tail']:.0f}, divergences {conv['divergences']}, "
-            f"min BFMI {min(conv['bfmi']):.2f}")
-
-
-def _clv(ctx: RunContext) -> None:
-    from .clv import cac_ratio, customer_lifetime_value, lifecycle_stage, sensitivity
-    from .models.gamma_gamma import GammaGamma, independence_check
-    from .plots.clv import plot_cac_ratio, plot_clv_distribution, plot_sensitivity, plot_spend_ppc
-
-    m, f, c = ctx.config.gamma_gamma, ctx.config.features, ctx.config.clv
-    rfm, bg = ctx.artifacts["rfm"], ctx.artifacts["bgnbd"]
-    repeaters = rfm[rfm["frequency"] > 0]
-    zero_spend = repeaters["monetary_value"] <= 0
-    if zero_spend.any():  # the Gamma likelihood needs spend > 0; their CLV still uses E[M | x, zbar = 0]
-        msg = (f"{int(zero_spend.sum())} repeat customer(s) with zero mean repeat spend left out of the spend-model "
-               f"fit (e.g. {list(repeaters.loc[zero_spend, 'customer_id'].head(3))}); their CLV is still computed")
-        ctx.log("gamma-gamma: " + msg)
-        ctx.report.add_text("Spend (Gamma-Gamma)", msg)
-        repeaters = repeaters[~zero_spend]
-    indep = independence_check(repeaters, f.segment)
-    ctx.table(indep, "gg_independence_check")
-    ctx.report.add_table("Spend (Gamma-Gamma)", indep,
-                         caption="Independence assumption: correlation of frequency and mean repeat spend")
-    gg = GammaGamma(pooling=m.pooling, segment=f.segment).fit(repeaters, seed=ctx.config.seed + 1, **_fit_options(m))
-    gg.save(ctx.run_dir / "gamma_gamma")
-    conv = gg.convergence_ or {}
-    ctx.meta["gamma_gamma"] = {"fit": gg.fit_info_, "convergence": conv}
-    ctx.log(f"gamma-gamma ({m.pooling}): {gg.fit_info_['fit_s']:.1f} s; " + _convergence_line(conv))
-    ctx.table(gg.summary(), "gg_summary")
-    ctx.report.add_table("Spend (Gamma-Gamma)", gg.summary(), caption=_convergence_line(conv), max_rows=80)
-    thin = max(1, m.draws // 250)
-    ctx.report.add_figure("Spend (Gamma-Gamma)", plot_spend_ppc(repeaters["monetary_value"].to_numpy(),
-                          gg.sample_mean_spend(thin=thin, seed=ctx.config.seed).values), "gg_spend_ppc")
-
-    by = [f.segment] if f.segment else []
-    by += [col for col in ctx.config.data.segment_cols if col not in by]
-    settings = dict(horizon=c.horizon, time_unit=c.time_unit, discount_rate=c.discount_rate, margin=c.margin)
-    result = customer_lifetime_value(bg, gg, rfm, by=by, threshold=[100.0], **settings)
-    crm = lifecycle_stage(result, rfm)
-    ctx.table(crm, "clv_customers")
-    ctx.log(f"clv: {len(crm):,} customers, total {result.summary('all')['total_mean'].iloc[0]:,.0f} "
-            f"over {c.horizon} {c.time_unit} (margin {c.margin}, discount {c.discount_rate}/period)")
-    for col in ["all", *by]:
-        table = result.summary(col)
-        ctx.table(table, f"clv_by_{col}")
-        ctx.report.add_table("Posterior CLV", table, caption=f"CLV by {col} (posterior of totals and means)")
-        if col != "all":
-            ctx.report.add_figure("Posterior CLV", plot_clv_distribution(result, by=col), f"clv_by_{col}")
-    stages = crm.groupby(["stage", "value_tier"], observed=True).size().unstack(fill_value=0)
-    ctx.report.add_table("Posterior CLV", stages.reset_index(), caption="Lifecycle stage x value tier (CRM export)")
-    sens = sensitivity(bg, gg, rfm, by=f.segment, horizon=c.horizon, time_unit=c.time_unit, max_draws=200)
-    ctx.table(sens, "clv_sensitivity")
-    ctx.report.add_figure("Posterior CLV", plot_sensitivity(sens), "clv_sensitivity",
-                          caption="CLV under discount-rate and margin assumptions")
-    if c.cac:
-        channel = ctx.config.data.segment_cols[0] if ctx.config.data.segment_cols else f.segment
-        ratio = cac_ratio(result, c.cac, by=channel)
-        ctx.table(ratio, "clv_cac")
-        ctx.report.add_figure("Posterior CLV", plot_cac_ratio(ratio, by=channel), "clv_cac")
-
-
-def _survival(ctx: RunContext) -> None:
-    from .evaluate import calibration_curve, churn_comparison, holdout_churn_labels, roc_table
-    from .features.lapse import lapse_table, suggest_lapse_threshold
-    from .models.survival import CoxChurnModel, KaplanMeierBySegment, train_test_split_customers
-    from .plots.survival import plot_calibration_curves, plot_hazard_ratios, plot_km_by_segment, plot_roc_curves
-
-    f, s = ctx.config.features, ctx.config.survival
-    tx = ctx.artifacts["transactions"]
-    cal_end, obs_end = pd.Timestamp(f.calibration_end), pd.Timestamp(f.observation_end)
-    if s.lapse_after is None:
-        suggestion = suggest_lapse_threshold(tx, 0.9, f.time_unit, cutoff=cal_end)
-        lapse_after = suggestion.lapse_after
-        ctx.log(suggestion.explanation)
-        ctx.report.add_text("Survival churn", suggestion.explanation)
-    else:
-        lapse_after = s.lapse_after
-    segment = f.segment
-    table = lapse_table(tx, cal_end, lapse_after, f.time_unit, cohort_freq=f.cohort_freq,
-                        segment_cols=ctx.config.data.segment_cols)
-    ctx.table(table, "lapse_table")
-    km = KaplanMeierBySegment().fit(table, segment)
-    ctx.report.add_figure("Survival churn", plot_km_by_segment(km, time_unit=f.time_unit), "km_by_segment",
-                          caption=f"Time to lapse (no purchase within {lapse_after:g} {f.time_unit}) by {segment}")
-    cox_kwargs = dict(strata=segment, penalizer=s.penalizer, log1p=["first_amount", "early_monetary"])
-    train, test = train_test_split_customers(table, 0.3, seed=ctx.config.seed)
-    concordance = CoxChurnModel(**cox_kwargs).fit(train).concordance(test)
-    cox = CoxChurnModel(**cox_kwargs).fit(table)
-    hr, ph = cox.hazard_ratios(), cox.check_proportional_hazards()
-    ctx.table(hr, "cox_hazard_ratios")
-    ctx.table(ph, "cox_ph_check")
-    ctx.report.add_figure("Survival churn", plot_hazard_ratios(hr), "cox_hazard_ratios",
-                          caption=f"Cox model (strata = {segment}); held-out concordance {concordance:.3f}")
-    ctx.report.add_table("Survival churn", ph, caption="Proportional-hazards check (Schoenfeld residuals)")
-    ctx.meta["survival"] = {"lapse_after": lapse_after, "heldout_concordance": concordance}
-    ctx.log(f"survival: lapse after {lapse_after:g} {f.time_unit}, held-out concordance {concordance:.3f}")
-
-    # churn in the holdout window: Cox lapse probability against the BG/NBD posterior scores
-    horizon = (obs_end - cal_end).days / unit_days(f.time_unit)
-    labels = holdout_churn_labels(tx, cal_end, obs_end)
-    scores = {"Cox P(lapse)": cox.predict_lapse_probability(table, horizon)}
-    scores.update(ctx.artifacts.get("bgnbd_churn_scores", {}))
-    segments = table.set_index("customer_id")[segment] if segment else None
-    comparison = churn_comparison(labels, scores, segments=segments)
-    calib = calibration_curve(labels, scores, n_bins=10)
-    ctx.table(comparison, "churn_comparison")
-    ctx.report.add_table("Churn prediction", comparison[comparison["segment"] == "all"],
-                         caption="Holdout churn (no purchase in the holdout window): AUC and Brier score")
-    ctx.report.add_figure("Churn prediction", plot_roc_curves(roc_table(labels, scores), comparison), "churn_roc")
-    ctx.report.add_figure("Churn prediction", plot_calibration_curves(calib, comparison), "churn_calibration")
-
-
-STAGES: list[tuple[str, Callable[[RunContext], None]]] = [
-    ("data", _load),
-    ("features", _features),
-    ("bgnbd", _bgnbd),
-    ("clv", _clv),
-    ("survival", _survival),
-]
-
-
-def run(config: RunConfig) -> RunContext:
-    """Run every stage of ``config``; returns the context (artifacts, timings)."""
-    report = Report(title=f"clvlab run: {config.name}", directory=config.report_dir)
-    ctx = RunContext(config=config, report=report)
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    ctx.log(f"run folder {ctx.run_dir}, report {config.report_dir}")
-    t_all = time.perf_counter()
-    for name, stage in STAGES:
-        t0 = time.perf_counter()
-        stage(ctx)
-        ctx.timings[name] = round(time.perf_counter() - t0, 2)
-        ctx.log(f"{name} done in {ctx.timings[name]:.1f} s")
-    ctx.timings["total"] = round(time.perf_counter() - t_all, 2)
-    ctx.meta.update(config=config.to_dict(), versions=package_versions(), timings=ctx.timings,
-                    finished_at=pd.Timestamp.now(tz="UTC").isoformat())
-    write_json(ctx.run_dir / "metadata.json", ctx.meta)
-    index = ctx.report.write()
-    ctx.log(f"done in {ctx.timings['total']:.1f} s; report {index}")
-    return ctx
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "metadata.json"
+    if not meta_path.exists():
+        raise ClvlabInputError(f"{run_dir}: no metadata.json (not a finished clvlab run folder)", what="run folder")
+    cfg = RunConfig.model_validate(json.loads(meta_path.read_text())["config"])
+    bg, gg = BGNBD.load(run_dir / "bgnbd"), GammaGamma.load(run_dir / "gamma_gamma")
+    unit = rfm.attrs.get("time_unit")
+    if unit is not None and bg.time_unit_ is not None and unit != bg.time_unit_:
+        raise ClvlabInputError(f"the RFM table is in time unit {unit!r}, the run's models in {bg.time_unit_!r}: "
+                               "rebuild it with the run's features.time_unit", what="RFM data")  # fmt: skip
+    c = cfg.clv
+    prob = c.hdi_prob if prob is None else prob
+    horizon_t = c.horizon * unit_days(c.period) / unit_days(bg.time_unit_ or cfg.features.time_unit)
+    out = pd.DataFrame({"customer_id": rfm["customer_id"].astype(str).to_numpy()})
+    seg = cfg.features.segment
+    if seg:
+        out[seg] = rfm[seg].astype(str).to_numpy()
+    for name, da in (("p_alive", bg.p_alive(rfm)), ("expected_purchases", bg.expected_purchases(horizon_t, rfm))):
+        v = da.stack(_s=("chain", "draw")).transpose("customer_id", "_s").values
+        lo, hi = hdi(v, prob, axis=1)
+        out[f"{name}_mean"], out[f"{name}_hdi_low"], out[f"{name}_hdi_high"] = v.mean(1), lo, hi
+    res = customer_lifetime_value(bg, gg, rfm, horizon=c.horizon, period=c.period, discount_rate=c.discount_rate,
+                                  margin=c.margin, threshold=c.thresholds, hdi_prob=prob)  # fmt: skip
+    keep = [col for col in res.customers.columns if col.startswith(("clv_", "p_clv_gt_"))]
+    return pd.concat([out, res.customers[keep].reset_index(drop=True)], axis=1)

@@ -84,8 +84,25 @@ class ValidationReport:
     n_segment_changed: dict[str, int] = field(default_factory=dict)
     source: str = "DataFrame"
 
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy two-column table (``item``, ``value``) for display or saving."""
+    def to_frame(self, readable: bool = False) -> pd.DataFrame:
+        """The report as a two-column table.
+
+        Parameters
+        ----------
+        readable : bool, default False
+            False: columns ``item`` (the field names, e.g. ``n_same_day_merged``) and
+            ``value`` (raw values; dates as ISO strings), for saving and ``str()``.
+            True: columns ``check`` and ``value`` for people, e.g. ("Input rows",
+            "69,659"), ("Rows merged into a same-day purchase", "2,795"), ("Dates",
+            "1997-01-01 to 1998-06-30"); every value a string (counts with thousands
+            separators, "yes" / "no", "none"), in the order a reader checks them.
+
+        Returns
+        -------
+        DataFrame
+        """
+        if readable:
+            return self._readable_frame()
         rows = []
         for key, value in asdict(self).items():
             if key == "n_segment_changed":
@@ -98,6 +115,34 @@ class ValidationReport:
                 value = value.date().isoformat()
             rows.append((key, value))
         return pd.DataFrame(rows, columns=["item", "value"])
+
+    def _readable_frame(self) -> pd.DataFrame:
+        def n(v: int) -> str:
+            return f"{int(v):,}"
+
+        def day(ts: pd.Timestamp | None) -> str:
+            return "\u2013" if ts is None or pd.isna(ts) else pd.Timestamp(ts).date().isoformat()
+
+        share = f" ({self.n_same_day_merged / self.n_input_rows:.1%} of input rows)" if self.n_input_rows else ""
+        rows = [
+            ("Source", self.source if self.source == "DataFrame" else Path(str(self.source)).name),
+            ("Input rows", n(self.n_input_rows)),
+            ("Rows merged into a same-day purchase" if self.aggregate_same_day else "Rows merged",
+             n(self.n_same_day_merged) + (share if self.n_same_day_merged else "")),
+            ("Exact duplicate rows (counted in the merged rows)", n(self.n_exact_duplicates)),
+            ("Purchases (output rows)", n(self.n_output_rows)),
+            ("Customers", n(self.n_customers)),
+            ("Dates", f"{day(self.date_min)} to {day(self.date_max)}"),
+            ("Purchases with zero spend", n(self.n_zero_amount)),
+            ("Segment columns", ", ".join(self.segment_cols) if self.segment_cols else "none"),
+        ]
+        for col, k in self.n_segment_changed.items():
+            rows.append((f"Customers whose {col} changed (first value kept)", n(k)))
+        rows += [
+            ("Same-day rows summed into one purchase", "yes" if self.aggregate_same_day else "no"),
+            ("Customer ids pseudonymised", "yes" if self.pseudonymised else "no"),
+        ]
+        return pd.DataFrame(rows, columns=["check", "value"])
 
     def __str__(self) -> str:
         frame = self.to_frame()

@@ -53,7 +53,7 @@ def cohorts(
     day_segs = "".join(f", min({ident(c)}) AS s{i}" for i, c in enumerate(segment_cols))
     customers_sql = f"""
         WITH days AS (
-            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE)) AS amount{day_segs}
+            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{day_segs}
             FROM {SOURCE} {where} GROUP BY ALL
         ),
         firsts AS (

@@ -122,7 +122,7 @@ def _customer_sql(
     return f"""
         WITH days AS (
             SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(date AS DATE) AS day,
-                   sum(CAST(amount AS DOUBLE)) AS amount{day_segs}
+                   sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{day_segs}
             FROM {SOURCE} WHERE CAST(date AS DATE) <= {cutoff} GROUP BY ALL
         ),
         seq AS (
@@ -140,7 +140,7 @@ def _customer_sql(
                min(amount) FILTER (WHERE day = first_day) AS first_amount,
                CAST(count(*) FILTER (WHERE day > first_day AND {in_early}) AS DOUBLE) AS early_frequency,
                CAST(max(day) FILTER (WHERE {in_early}) AS TIMESTAMP) AS last_early,
-               coalesce(avg(amount) FILTER (WHERE day > first_day AND {in_early}), 0.0) AS early_monetary,
+               coalesce(avg(amount ORDER BY day) FILTER (WHERE day > first_day AND {in_early}), 0.0) AS early_monetary,
                {cohort_label_sql("min(first_day)", cohort_freq)} AS cohort
                {seg_out}
         FROM seq GROUP BY customer_id ORDER BY customer_id"""

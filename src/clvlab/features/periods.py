@@ -7,10 +7,10 @@ One place for the calendar rules the features share (pandas ``Period`` semantics
 
 from __future__ import annotations
 
+from clvlab.choices import COHORT_FREQS, TIME_UNITS
 from clvlab.errors import ClvlabInputError
 
-WHOLE_PERIOD_UNITS = ("D", "W", "M")
-COHORT_FREQS = ("D", "W", "M", "Q", "Y")
+WHOLE_PERIOD_UNITS = TIME_UNITS
 _TRUNC = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
 
 

@@ -95,7 +95,7 @@ def _summary_sql(
     if whole_periods:
         purchases = f"""
         SELECT cid, {period_start_sql('day', time_unit)} AS p, day > {cal_end} AS hold,
-               min(day) AS day, sum(amount) AS amount{first_segs}
+               min(day) AS day, sum(amount ORDER BY day) AS amount{first_segs}
         FROM days GROUP BY ALL"""
         end_p = period_start_sql(cal_end, time_unit)
         obs_p = period_start_sql(obs_end, time_unit)
@@ -118,7 +118,7 @@ def _summary_sql(
         FROM {SOURCE} WHERE CAST(date AS DATE) <= {obs_end}
     ),
     days AS (
-        SELECT cid, day, sum(amount) AS amount{day_segs} FROM raw GROUP BY cid, day
+        SELECT cid, day, sum(amount ORDER BY amount) AS amount{day_segs} FROM raw GROUP BY cid, day
     ),
     purchases AS ({purchases}),
     cust AS (
@@ -127,9 +127,9 @@ def _summary_sql(
     ),
     rep AS (
         SELECT cid,
-               avg(amount) FILTER (WHERE NOT hold AND p > first_p) AS m_cal,
+               avg(amount ORDER BY day) FILTER (WHERE NOT hold AND p > first_p) AS m_cal,
                count(*) FILTER (WHERE hold) AS n_hold,
-               avg(amount) FILTER (WHERE hold) AS m_hold
+               avg(amount ORDER BY day) FILTER (WHERE hold) AS m_hold
         FROM purchases JOIN cust USING (cid) GROUP BY cid
     )
     SELECT CAST(cid AS VARCHAR) AS customer_id,

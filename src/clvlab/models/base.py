@@ -1,14 +1,20 @@
 """Shared machinery of clvlab's Bayesian estimators: fitting, diagnostics, save/load.
 
-A subclass implements
+A subclass is mostly its math. It declares
 
-* ``_validate(data) -> DataFrame``    check and normalise the input (raise ClvlabInputError);
-* ``_build_model(data) -> pm.Model``  the PyMC model (segment/population parameters only);
-* ``_get_state() / _set_state(dict)`` JSON-serialisable fitted state besides the posterior
-  (segment levels, covariate names, ...), so a loaded model predicts without the data;
-* ``_config() -> dict``               the constructor arguments (saved, and passed back to
-  the constructor on load);
-* ``diagnostic_vars`` (class attribute) variables whose R-hat / ESS are checked.
+* ``rfm_columns`` (class attribute)    the RFM columns it reads (checked by the one shared
+  validator, :func:`clvlab.models.validation.check_rfm`);
+* ``default_priors`` (class attribute) its priors by name (``priors=`` overrides are checked
+  against these keys);
+* ``diagnostic_vars`` / ``summary_vars`` (class attributes) variables whose R-hat / ESS are
+  checked, and the default rows of :meth:`summary`;
+* ``_build_model(data) -> pm.Model``   the PyMC model (segment/population parameters only);
+
+and may override ``_fit_rules`` (problems only fitting data has, e.g. no repeat purchase at
+all), ``_after_validate`` (normalise / warn), ``_settings_problems`` (its own settings) and
+``_extra_state`` / ``_set_extra_state`` (fitted state besides the posterior). The base does
+the rest: settings checks, validation, fit (NUTS or MAP), diagnostics, summaries, the data's
+time unit (``time_unit_``), and save / load of the run folder.
 
 Fitting (``fit``): ``method="nuts"`` with ``sampler`` in {"nutpie", "numpyro", "pymc"}, or
 ``method="map"`` (posterior with one chain and one draw at the mode, so every prediction
@@ -20,13 +26,16 @@ compilation of two functions took 6-7 s there; see :data:`MAP_MODE`). After NUTS
 ArviZ 1.x) are stored in ``diagnostics_`` and a :class:`~clvlab.errors.ConvergenceWarning`
 is raised when R-hat > 1.01, ESS < 400, any divergence, or BFMI < 0.3.
 
-A run folder holds ``posterior.nc`` (posterior and sample_stats groups) and
-``metadata.json`` (model name, config, state, data hash, fit settings, diagnostics summary,
-package versions), each written atomically with :mod:`clvlab.io`.
+A run folder holds ``posterior.nc`` (posterior and sample_stats groups), ``data.parquet``
+(the validated data the model was fitted on, so a loaded model predicts without being given
+the data again) and ``metadata.json`` (model name, config, state incl. the data's time unit,
+data hash, fit settings, diagnostics summary, package versions), each written atomically with
+:mod:`clvlab.io`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -39,215 +48,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvlab.choices import ALL_SEGMENTS, METHODS, POOLINGS, SAMPLERS, TIME_UNITS
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
-from clvlab.io import atomic_path, write_json
+from clvlab.io import atomic_path, write_json, write_table
+from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, convergence_problems, convergence_report
+from clvlab.models.inference import DEFAULT_TUNE, MAP_MODE, NUTPIE_TUNE, _map_posterior, _sample_nuts
+from clvlab.models.validation import check_rfm, examples
+from clvlab.stats import HDI_PROB, hdi
 from clvlab.versions import data_hash, package_versions
 
-__all__ = ["BayesianEstimator", "convergence_report", "convergence_problems", "hdi", "data_hash", "package_versions"]
+__all__ = ["BFMI_MIN", "DEFAULT_TUNE", "ESS_MIN", "MAP_MODE", "NUTPIE_TUNE", "RHAT_MAX", "BayesianEstimator",
+           "convergence_problems", "convergence_report", "data_hash", "examples", "package_versions"]
 
-METHODS = ("nuts", "map")
-SAMPLERS = ("nutpie", "numpyro", "pymc")
-RHAT_MAX = 1.01
-ESS_MIN = 400.0
-BFMI_MIN = 0.3
 POSTERIOR_FILE = "posterior.nc"
 METADATA_FILE = "metadata.json"
-MAP_MODE = "FAST_COMPILE"
-"""Pytensor mode of the MAP objective. Measured (one run each, 2 shared cores): full CDNOW
-pooled, 8.7k patterns, 16 evaluations: FAST_COMPILE 1.2 s compile + 6 ms/eval; NUMBA 4.2 s
-rewrites + 0.9 s (cached) jit + 1.2 ms/eval; C ("cvm") ~50 s the first time. 1M customers /
-20 segments, 136k patterns, ~115 evaluations: FAST_COMPILE 2.6 s + 36 ms/eval = 12 s; NUMBA 7.6 s
-+ 8.3 s jit + 6.7 ms/eval = 18 s. FAST_COMPILE wins both and never calls a compiler."""
-MAP_MAXITER = 10_000
-NUTPIE_TUNE = 400
-"""nutpie's own default warm-up length (gradient-based diagonal mass matrix, adapted in growing
-windows). Measured on full CDNOW by 12 cohorts, partial pooling, 4 x 1000 draws: tune 400 gave
-max R-hat 1.002, min bulk ESS 2,669, no divergence (benchmarks/results/bgnbd.json), in ~60% of
-the gradient evaluations of tune 1000. Pass ``tune=`` for a longer warm-up."""
-DEFAULT_TUNE = 1000
-"""Warm-up length for pm.sample's NUTS and numpyro (their usual default)."""
-
-
-def hdi(samples: np.ndarray, prob: float = 0.94) -> tuple[float, float]:
-    """Narrowest interval holding ``prob`` of the (1-d) samples."""
-    s = np.sort(np.asarray(samples, dtype=float).ravel())
-    n = len(s)
-    k = max(int(np.floor(prob * n)), 1)
-    if k >= n:
-        return float(s[0]), float(s[-1])
-    widths = s[k:] - s[: n - k]
-    i = int(np.argmin(widths))
-    return float(s[i]), float(s[i + k])
-
-
-def _map_posterior(model: Any, seed: int, mode: Any = None) -> tuple[xr.DataTree, dict[str, Any]]:
-    """Posterior at the MAP, stored as one chain with one draw, plus optimiser info.
-
-    Maximises log p(theta | data) without the Jacobian of the transforms (the mode of the
-    constrained parameters, as ``pm.find_MAP``), by L-BFGS-B on the raveled unconstrained
-    vector, starting at ``model.initial_point(seed)``; constrained values and deterministics
-    are mapped back with a small compiled function of the value variables.
-    """
-    import pytensor
-    import pytensor.tensor as pt
-    import scipy.optimize as so
-    from pymc.blocking import DictToArrayBijection, RaveledVars
-    from pymc.pytensorf import join_nonshared_inputs
-
-    mode = MAP_MODE if mode is None else mode
-    value_vars = model.continuous_value_vars
-    if len(value_vars) != len(model.value_vars):
-        raise ClvlabInputError("MAP needs a model with continuous parameters only", what="model")
-    start = model.initial_point(seed)
-    t0 = time.perf_counter()
-    logp = model.logp(jacobian=False)
-    grad = pt.concatenate([pt.flatten(g) for g in pt.grad(logp, value_vars)])
-    (logp_x, grad_x), x = join_nonshared_inputs(start, [logp, grad], value_vars)
-    fn = pytensor.function([x], [logp_x, grad_x], mode=mode, trust_input=True)
-    compile_s = time.perf_counter() - t0
-    x0 = DictToArrayBijection.map({v.name: start[v.name] for v in value_vars})
-
-    def objective(xv: np.ndarray) -> tuple[float, np.ndarray]:
-        lp, g = fn(xv)
-        lp = float(lp)
-        if not np.isfinite(lp):  # outside the support numerically: make the line search back off
-            return np.inf, np.zeros_like(xv)
-        return -lp, -np.asarray(g, dtype=float)
-
-    t1 = time.perf_counter()
-    res = so.minimize(objective, x0.data, jac=True, method="L-BFGS-B", options=dict(maxiter=MAP_MAXITER))
-    optimise_s = time.perf_counter() - t1
-    point = DictToArrayBijection.rmap(RaveledVars(res.x, x0.point_map_info), start)
-    keep = {v.name for v in model.free_RVs} | {v.name for v in model.deterministics}
-    outs = [v for v in model.unobserved_value_vars if v.name in keep]  # graphs of the value variables
-    to_constrained = model.compile_fn(outs=outs, inputs=model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore")
-    point = {v.name: val for v, val in zip(outs, to_constrained(point), strict=True)}
-    info = dict(
-        map_converged=bool(res.success), map_message=str(res.message), map_n_eval=int(res.nfev),
-        map_n_iter=int(res.nit), map_logp=float(-res.fun), map_compile_s=compile_s, map_optimise_s=optimise_s,
-    )  # fmt: skip
-    data_vars = {}
-    keep = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
-    for name in keep:
-        dims = tuple(model.named_vars_to_dims.get(name, ()) or ())
-        value = np.asarray(point[name])[None, None, ...]
-        data_vars[name] = (("chain", "draw", *dims), value)
-    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
-    coords.update(chain=[0], draw=[0])
-    post = xr.Dataset(data_vars, coords={k: v for k, v in coords.items() if any(k in d[0] for d in data_vars.values())})
-    return xr.DataTree.from_dict({"posterior": post}), info
-
-
-def _sample_nuts(
-    model: Any, sampler: str, chains: int, draws: int, tune: int, seed: int, progressbar: bool,
-    target_accept: float, nutpie_backend: str, sampler_kwargs: dict[str, Any],
-) -> tuple[xr.DataTree, float]:  # fmt: skip
-    """Run NUTS; return the DataTree (posterior, sample_stats) and the compile time in seconds."""
-    import pymc as pm
-
-    cores = max(1, min(chains, os.cpu_count() or 1))
-    if sampler == "nutpie":
-        import nutpie
-
-        t0 = time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model, backend=nutpie_backend, freeze_model=True)
-        compile_s = time.perf_counter() - t0
-        trace = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=progressbar, target_accept=target_accept, **sampler_kwargs,
-        )  # fmt: skip
-        return trace, compile_s
-    if sampler in ("pymc", "numpyro"):
-        kwargs: dict[str, Any] = dict(
-            draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progressbar,
-            target_accept=target_accept, compute_convergence_checks=False,
-        )  # fmt: skip
-        # pm.sample's default NUTS implementation may itself be nutpie: name it explicitly
-        kwargs["nuts_sampler"] = sampler
-        if sampler == "pymc":
-            kwargs["cores"] = cores
-        kwargs.update(sampler_kwargs)
-        with model:
-            trace = pm.sample(**kwargs)
-        return trace, float("nan")
-    raise ClvlabInputError(f"sampler={sampler!r}: expected one of {SAMPLERS}", what="argument")
-
-
-def convergence_report(idata: xr.DataTree, var_names: Sequence[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-parameter R-hat and bulk/tail ESS (tidy) plus a run summary (divergences, BFMI)."""
-    import arviz as az
-
-    post = idata["posterior"].to_dataset()
-    names = [v for v in var_names if v in post.data_vars]
-    rhat = _as_dataset(az.rhat(idata, var_names=names), "posterior")
-    ess_b = _as_dataset(az.ess(idata, var_names=names, method="bulk"), "posterior")
-    ess_t = _as_dataset(az.ess(idata, var_names=names, method="tail"), "posterior")
-    rows = []
-    for v in names:
-        r_v, b_v, t_v = (np.atleast_1d(ds[v].values).ravel() for ds in (rhat, ess_b, ess_t))
-        labels = _element_labels(post[v])
-        for i, lab in enumerate(labels):
-            rows.append(dict(parameter=v, element=lab, r_hat=r_v[i], ess_bulk=b_v[i], ess_tail=t_v[i]))
-    table = pd.DataFrame(rows)
-    stats = idata["sample_stats"].to_dataset() if "sample_stats" in idata.children else None
-    n_div = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    bfmi: list[float] = []
-    if stats is not None and "energy" in stats:
-        bfmi = [float(v) for v in np.atleast_1d(_as_dataset(az.bfmi(idata), "sample_stats")["energy"].values)]
-    summary = dict(
-        max_r_hat=float(table["r_hat"].max()) if len(table) else float("nan"),
-        min_ess_bulk=float(table["ess_bulk"].min()) if len(table) else float("nan"),
-        min_ess_tail=float(table["ess_tail"].min()) if len(table) else float("nan"),
-        divergences=n_div,
-        bfmi=bfmi,
-        chains=int(post.sizes["chain"]),
-        draws=int(post.sizes["draw"]),
-    )
-    return table, summary
-
-
-def _as_dataset(obj: Any, group: str) -> xr.Dataset:
-    """ArviZ 1.x returns a DataTree node (or the whole tree); normalise to a Dataset."""
-    if isinstance(obj, xr.DataTree):
-        if group in obj.children:
-            obj = obj[group]
-        return obj.to_dataset()
-    return obj
-
-
-def _element_labels(da: xr.DataArray) -> list[str]:
-    dims = [d for d in da.dims if d not in ("chain", "draw")]
-    if not dims:
-        return [""]
-    idx = pd.MultiIndex.from_product([da[d].values for d in dims]) if len(dims) > 1 else da[dims[0]].values
-    return [",".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in idx]
-
-
-def convergence_problems(summary: dict[str, Any]) -> list[str]:
-    """Human-readable list of crossed thresholds (empty if the run looks fine)."""
-    out = []
-    if summary["max_r_hat"] > RHAT_MAX:
-        out.append(f"max R-hat {summary['max_r_hat']:.4f} > {RHAT_MAX}")
-    if summary["min_ess_bulk"] < ESS_MIN:
-        out.append(f"min bulk ESS {summary['min_ess_bulk']:.0f} < {ESS_MIN:.0f}")
-    if summary["min_ess_tail"] < ESS_MIN:
-        out.append(f"min tail ESS {summary['min_ess_tail']:.0f} < {ESS_MIN:.0f}")
-    if summary["divergences"] > 0:
-        out.append(f"{summary['divergences']} divergent transitions")
-    low = [b for b in summary["bfmi"] if b < BFMI_MIN]
-    if low:
-        out.append(f"BFMI {min(low):.2f} < {BFMI_MIN} in {len(low)} chain(s)")
-    return out
-
-
-ALL = "all"  # the single segment name when a model has no segment column
-
-
-def examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
-    """'rows [..] (+n more)' for the rows of ``index`` where ``mask`` holds (error messages)."""
-    rows = list(index[np.asarray(mask)][:k])
-    more = int(np.sum(mask)) - len(rows)
-    return f"rows {rows}" + (f" (+{more} more)" if more > 0 else "")
+DATA_FILE = "data.parquet"
+ALL = ALL_SEGMENTS  # the single segment name when a model has no segment column
 
 
 class BayesianEstimator:
@@ -256,22 +72,91 @@ class BayesianEstimator:
     model_name: ClassVar[str] = "base"
     diagnostic_vars: ClassVar[tuple[str, ...]] = ()
     summary_vars: ClassVar[tuple[str, ...]] = ()  # default rows of summary(), those in the posterior
+    rfm_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    default_priors: ClassVar[dict[str, Any]] = {}
 
-    # ---- subclass hooks -------------------------------------------------------------
+    # ---- settings ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The constructor arguments as plain JSON values (saved; passed back on load)."""
+        out: dict[str, Any] = {}
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, dict | pd.Series) or hasattr(value, "items"):
+                value = {k: dict(v) if hasattr(v, "items") else v for k, v in value.items()} if value else None
+            elif isinstance(value, tuple | list):
+                value = list(value) or None
+            out[name] = value
+        return out
 
-    def _validate(self, data: pd.DataFrame) -> pd.DataFrame:
-        raise NotImplementedError
+    def _settings_problems(self) -> list[str]:
+        """A subclass's own settings checks (messages); the base checks pooling and priors."""
+        return []
 
+    def _check_settings(self) -> None:
+        problems = []
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
+        bad = set(self.priors or {}) - set(self.default_priors)
+        if bad:
+            problems.append(f"priors: unknown parameters {sorted(bad)}; expected {sorted(self.default_priors)}")
+        problems += self._settings_problems()
+        if problems:
+            raise ClvlabInputError(problems, what=f"{type(self).__name__} settings")
+
+    # ---- validation ------------------------------------------------------------------------
+    def _numeric_columns(self) -> list[str]:
+        """Further numeric input columns (covariates)."""
+        return list(getattr(self, "covariates", None) or [])
+
+    def _fit_rules(self, df: pd.DataFrame) -> list[str]:
+        """Problems only fitting data can have (the table is already cast; listed with the others)."""
+        return [] if len(df) else ["no rows"]
+
+    def _after_validate(self, df: pd.DataFrame, fitting: bool) -> pd.DataFrame:
+        """Normalise the checked table or warn (subclass hook)."""
+        return df
+
+    def _validate(self, data: pd.DataFrame, *, fitting: bool = True) -> pd.DataFrame:
+        """Check an RFM table with the shared validator and the model's fit rules.
+
+        Returns ``customer_id``, the model's RFM columns, covariates and the segment column;
+        raises one :class:`ClvlabInputError` listing every problem (column, example rows).
+        """
+        self._check_settings()
+        df = check_rfm(data, columns=self.rfm_columns, segment=self.segment, numeric=self._numeric_columns(),
+                       rules=self._fit_rules if fitting else None)  # fmt: skip
+        return self._after_validate(df, fitting)
+
+    def _data_or_fit_data(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        """``data``, or the data the model was fitted on (kept in the run folder by :meth:`save`)."""
+        if data is not None:
+            return data
+        if getattr(self, "data_", None) is None:
+            raise ClvlabInputError("no data: pass the RFM table (the run folder holds no fit data)", what="argument")
+        return self.data_
+
+    # ---- model and state hooks ----------------------------------------------------------
     def _build_model(self, data: pd.DataFrame) -> Any:
         raise NotImplementedError
 
-    def _get_state(self) -> dict[str, Any]:
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-serialisable fitted state of a subclass besides segments, patterns and unit."""
         return {}
 
-    def _set_state(self, state: dict[str, Any]) -> None:
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+    def _get_state(self) -> dict[str, Any]:
+        return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)),
+                    time_unit=getattr(self, "time_unit_", None), **self._extra_state())  # fmt: skip
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.segments_ = list(state["segments"])
+        self.n_patterns_ = int(state.get("n_patterns", 0))
+        self.time_unit_ = state.get("time_unit")
+        self._set_extra_state(state)
 
     # ---- fitting ----------------------------------------------------------------------
     def _prepare_backend(self, backend: str) -> None:
@@ -306,19 +191,54 @@ class BayesianEstimator:
         target_accept: float = 0.8,
         nutpie_backend: str = "numba",
         sampler_kwargs: dict[str, Any] | None = None,
+        time_unit: str | None = None,
     ) -> BayesianEstimator:
-        """Fit by NUTS (``sampler``: nutpie, numpyro or pymc) or MAP; returns ``self``.
+        """Fit by NUTS or MAP.
 
-        ``tune``: warm-up iterations per chain; None = the sampler's default (nutpie
-        :data:`NUTPIE_TUNE`, whose mass-matrix adaptation needs fewer; pymc / numpyro 1000).
-        ``nutpie_backend``: "numba" (default: fastest end to end on CDNOW-size data, measured)
-        or "jax". ``sampler_kwargs`` go to ``nutpie.sample`` / ``pm.sample`` unchanged; with
-        nutpie, ``adaptation`` defaults to the model's choice (``fit_info_["nutpie_adaptation"]``).
+        Parameters
+        ----------
+        data : DataFrame
+            RFM table (one row per customer; see :func:`clvlab.features.calibration_holdout`).
+        method : {"nuts", "map"}
+            NUTS sampling, or the posterior mode (one chain with one draw, so every prediction
+            works unchanged).
+        sampler : {"nutpie", "numpyro", "pymc"}
+            NUTS implementation.
+        chains, draws : int
+            Number of chains and of kept draws per chain.
+        tune : int, optional
+            Warm-up iterations per chain; None = the sampler's default (nutpie
+            :data:`NUTPIE_TUNE`, whose mass-matrix adaptation needs fewer; pymc / numpyro 1000).
+        seed : int
+            Random seed: the same seed gives bit-identical draws.
+        progressbar : bool
+            Show the sampler's progress and print the diagnostics line.
+        target_accept : float
+            NUTS target acceptance rate (higher: smaller steps).
+        nutpie_backend : {"numba", "jax"}
+            nutpie's compile backend ("numba": fastest end to end on CDNOW-size data, measured).
+        sampler_kwargs : dict, optional
+            Passed to ``nutpie.sample`` / ``pm.sample`` unchanged; with nutpie, ``adaptation``
+            defaults to the model's choice (``fit_info_["nutpie_adaptation"]``).
+        time_unit : {"D", "W", "M"}, optional
+            Unit of recency and T. Default: ``data.attrs["time_unit"]``, set by clvlab's feature
+            functions. Stored as ``time_unit_`` (saved with the model), so CLV and predictions
+            need not be told again; None when unknown.
+
+        Returns
+        -------
+        self
         """
+        problems = []
         if method not in METHODS:
-            raise ClvlabInputError(f"method={method!r}: expected one of {METHODS}", what="argument")
+            problems.append(f"method={method!r}: expected one of {METHODS}")
         if method == "nuts" and sampler not in SAMPLERS:
-            raise ClvlabInputError(f"sampler={sampler!r}: expected one of {SAMPLERS}", what="argument")
+            problems.append(f"sampler={sampler!r}: expected one of {SAMPLERS}")
+        unit = time_unit if time_unit is not None else getattr(data, "attrs", {}).get("time_unit")
+        if unit is not None and unit not in TIME_UNITS:
+            problems.append(f"time_unit={unit!r}: expected one of {TIME_UNITS} (the unit of recency and T)")
+        if problems:
+            raise ClvlabInputError(problems, what="argument")
         if tune is None:
             tune = NUTPIE_TUNE if sampler == "nutpie" else DEFAULT_TUNE
         clean = self._validate(data)
@@ -344,6 +264,7 @@ class BayesianEstimator:
             )  # fmt: skip
         fit_s = time.perf_counter() - t1
         self.model_ = model
+        self.time_unit_ = unit
         self.data_ = clean  # validated fit data: the default for predictions
         self.idata_ = idata
         self.posterior_ = idata["posterior"].to_dataset()
@@ -401,8 +322,22 @@ class BayesianEstimator:
         return codes.astype(np.int64)
 
     # ---- summaries -------------------------------------------------------------------
-    def summary(self, var_names: Sequence[str] | None = None, prob: float = 0.94) -> pd.DataFrame:
-        """Tidy posterior summary: parameter, segment, mean, sd, hdi_low, hdi_high (+ R-hat/ESS after NUTS)."""
+    def summary(self, var_names: Sequence[str] | None = None, prob: float = HDI_PROB) -> pd.DataFrame:
+        """Tidy posterior summary.
+
+        Parameters
+        ----------
+        var_names : sequence of str, optional
+            Variables to summarise (default: ``summary_vars`` present in the posterior).
+        prob : float
+            HDI mass.
+
+        Returns
+        -------
+        DataFrame
+            parameter, segment ("" for population-level), mean, sd, hdi_low, hdi_high, and
+            r_hat, ess_bulk, ess_tail after NUTS.
+        """
         self._check_fitted()
         names = list(var_names) if var_names else [v for v in self.summary_vars if v in self.posterior_]
         rows = []
@@ -421,7 +356,7 @@ class BayesianEstimator:
             out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
         return out.rename(columns={"element": "segment"})
 
-    def print_summary(self, prob: float = 0.94) -> None:
+    def print_summary(self, prob: float = HDI_PROB) -> None:
         print(self.summary(prob=prob).to_string(index=False))
 
     @staticmethod
@@ -440,8 +375,21 @@ class BayesianEstimator:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")
 
     # ---- persistence -------------------------------------------------------------------
-    def save(self, run_dir: str | os.PathLike) -> Path:
-        """Write ``posterior.nc`` and ``metadata.json`` into ``run_dir`` (atomic writes)."""
+    def save(self, run_dir: str | os.PathLike, *, extra: dict[str, Any] | None = None) -> Path:
+        """Write the run folder: ``posterior.nc``, ``data.parquet`` (fit data) and ``metadata.json``.
+
+        Parameters
+        ----------
+        run_dir : path
+            Folder to write (created); each file is written atomically.
+        extra : dict, optional
+            JSON values stored under ``metadata["extra"]`` (e.g. the pipeline's cache key).
+
+        Returns
+        -------
+        Path
+            ``run_dir``.
+        """
         self._check_fitted()
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -452,6 +400,8 @@ class BayesianEstimator:
         tree = xr.DataTree.from_dict(groups)
         with atomic_path(run_dir / POSTERIOR_FILE) as tmp:
             tree.to_netcdf(tmp, engine="h5netcdf")
+        if getattr(self, "data_", None) is not None:
+            write_table(self.data_, run_dir / DATA_FILE)
         meta = dict(
             model=self.model_name,
             config=self._config(),
@@ -460,18 +410,32 @@ class BayesianEstimator:
             convergence=self.convergence_,
             versions=package_versions(),
             saved_at=pd.Timestamp.now(tz="UTC").isoformat(),
+            extra=extra or {},
         )
-        write_json(run_dir / METADATA_FILE, meta)
         if self.diagnostics_ is not None:
-            from clvlab.io import write_table
-
             write_table(self.diagnostics_, run_dir / "diagnostics.csv")
+        write_json(run_dir / METADATA_FILE, meta)  # last: a folder without it is incomplete
         return run_dir
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> BayesianEstimator:
-        """Rebuild a fitted estimator from a run folder written by :meth:`save`."""
+        """Rebuild a fitted estimator from a run folder written by :meth:`save`.
+
+        Parameters
+        ----------
+        run_dir : path
+            A folder written by :meth:`save`.
+
+        Returns
+        -------
+        BayesianEstimator
+            Fitted: posterior, diagnostics, state, the data's time unit (``time_unit_``) and the
+            fit data (``data_``, when the folder has it), so predictions need no arguments.
+        """
         run_dir = Path(run_dir)
+        if not (run_dir / METADATA_FILE).exists():
+            raise ClvlabInputError(f"{run_dir}: no {METADATA_FILE} (not a saved model, or an unfinished save)",
+                                   what="run folder")  # fmt: skip
         meta = json.loads((run_dir / METADATA_FILE).read_text())
         if meta.get("model") != cls.model_name:
             raise ClvlabInputError(
@@ -487,4 +451,6 @@ class BayesianEstimator:
         diag = run_dir / "diagnostics.csv"
         obj.diagnostics_ = pd.read_csv(diag, keep_default_na=False) if diag.exists() else None
         obj._set_state(meta.get("state", {}))
+        obj.data_ = pd.read_parquet(run_dir / DATA_FILE) if (run_dir / DATA_FILE).exists() else None
+        obj.saved_extra_ = meta.get("extra", {})
         return obj

@@ -36,10 +36,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from clvlab.choices import PARAMETERIZATIONS
 from clvlab.errors import ClvlabInputError
 from clvlab.models import bgnbd_math as bm
-from clvlab.models.base import BayesianEstimator, _map_posterior, examples as _examples
-from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE, POOLINGS, ParamPrior, choose_centering, segment_parameter
+from clvlab.models.base import BayesianEstimator, _map_posterior
+from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE, ParamPrior, choose_centering, segment_parameter
 
 SEGMENT_PARAMS = ("r", "alpha", "a", "b")
 COVARIATE_SIGN = {"alpha": -1.0, "a": 1.0, "b": 1.0}
@@ -52,7 +53,6 @@ DEFAULT_PRIORS: dict[str, ParamPrior] = {
 }
 LINK_PARAMS = ("r", "alpha", "phi", "kappa")  # the sampled segment parameters (link scale: log, log, logit, log)
 COVARIATE_PRIOR_SD = 1.0
-PARAMETERIZATIONS = ("auto", "noncentered", "centered")
 HESSIAN_STEP = 1e-3  # finite-difference step on the link scale for the per-segment curvature
 
 
@@ -79,6 +79,8 @@ class BGNBD(BayesianEstimator):
     """
 
     model_name: ClassVar[str] = "bgnbd"
+    rfm_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    default_priors: ClassVar[dict[str, ParamPrior]] = DEFAULT_PRIORS
     summary_vars: ClassVar[tuple[str, ...]] = (
         *SEGMENT_PARAMS, "phi", "kappa", "r_pop", "alpha_pop", "phi_pop", "kappa_pop",
         "r_sigma", "alpha_sigma", "phi_sigma", "kappa_sigma", "beta_alpha", "beta_a", "beta_b",
@@ -103,120 +105,44 @@ class BGNBD(BayesianEstimator):
         self.parameterization = parameterization
         self.centered_: dict[str, list[str]] = {}
 
-    # ---- settings ----------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        return dict(
-            pooling=self.pooling,
-            segment=self.segment,
-            priors={k: dict(v) for k, v in self.priors.items()} if self.priors else None,
-            covariates=list(self.covariates) if self.covariates else None,
-            parameterization=self.parameterization,
-        )
-
+    # ---- settings and validation -------------------------------------------------------------
     def _prior(self, name: str) -> ParamPrior:
         over = (self.priors or {}).get(name)
         return DEFAULT_PRIORS[name].updated(dict(over) if over else None)
 
-    # ---- validation --------------------------------------------------------------------
-    def _check_settings(self) -> None:
-        problems = []
-        if self.pooling not in POOLINGS:
-            problems.append(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
+    def _settings_problems(self) -> list[str]:
         if self.parameterization not in PARAMETERIZATIONS:
-            problems.append(f"parameterization={self.parameterization!r}: expected one of {PARAMETERIZATIONS}")
-        bad = set(self.priors or {}) - set(DEFAULT_PRIORS)
-        if bad:
-            problems.append(f"priors: unknown parameters {sorted(bad)}; expected {sorted(DEFAULT_PRIORS)}")
-        if problems:
-            raise ClvlabInputError(problems, what="BGNBD settings")
+            return [f"parameterization={self.parameterization!r}: expected one of {PARAMETERIZATIONS}"]
+        return []
 
-    def _validate(self, data: pd.DataFrame, *, fitting: bool = True) -> pd.DataFrame:
-        """Check an RFM table; return customer_id, frequency, recency, T, segment, covariates.
+    def _fit_rules(self, df: pd.DataFrame) -> list[str]:
+        if len(df) == 0:
+            return ["no rows"]
+        if np.all(np.nan_to_num(df["frequency"].to_numpy()) == 0):
+            return ["column 'frequency': all zero (no customer made a repeat purchase): the purchase and "
+                    "dropout processes are unidentified; use a longer calibration period"]  # fmt: skip
+        return []
 
-        Raises one :class:`ClvlabInputError` listing every problem (column, example rows).
-        """
-        self._check_settings()
-        if not isinstance(data, pd.DataFrame):
-            raise ClvlabInputError(f"expected a pandas DataFrame (RFM table), got {type(data).__name__}", what="RFM data")
-        cov = list(self.covariates or [])
-        needed = ["customer_id", "frequency", "recency", "T"] + ([self.segment] if self.segment else []) + cov
-        missing = [c for c in needed if c not in data.columns]
-        if missing:
+    def _after_validate(self, df: pd.DataFrame, fitting: bool) -> pd.DataFrame:
+        """Single-customer segments: an error under unpooled (unidentified), a warning under partial."""
+        if not (self.segment and fitting):
+            return df
+        counts = df[self.segment].value_counts()
+        single = sorted(counts.index[counts == 1])
+        if single and self.effective_pooling == "unpooled":
             raise ClvlabInputError(
-                [f"missing column {c!r} (columns: {list(data.columns)})" for c in missing], what="RFM data"
+                f"column {self.segment!r}: segment(s) {single} have a single customer: under "
+                "pooling='unpooled' their four parameters are unidentified; use pooling='partial' "
+                "or merge segments",
+                what="RFM data",
             )
-        df = data[needed].copy().reset_index(drop=True)
-        problems: list[str] = []
-        num = ["frequency", "recency", "T", *cov]
-        for c in num:
-            if not pd.api.types.is_numeric_dtype(df[c]):
-                problems.append(f"column {c!r}: expected numbers, got dtype {df[c].dtype}")
-        if problems:
-            raise ClvlabInputError(problems, what="RFM data")
-        for c in num:
-            df[c] = df[c].astype(float)
-        for c in ["customer_id", *num]:
-            nan = df[c].isna().to_numpy()
-            if nan.any():
-                problems.append(f"column {c!r}: {int(nan.sum())} missing value(s) (NaN), {_examples(df.index, nan)}")
-        for c in num:
-            inf = np.isinf(df[c].to_numpy())
-            if inf.any():
-                problems.append(f"column {c!r}: {int(inf.sum())} infinite value(s), {_examples(df.index, inf)}")
-        for c in ("frequency", "recency", "T"):
-            neg = (df[c] < 0).to_numpy()
-            if neg.any():
-                problems.append(f"column {c!r}: {int(neg.sum())} negative value(s), expected >= 0, {_examples(df.index, neg)}")
-        x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
-        frac = np.isfinite(x) & (x != np.round(x))
-        if frac.any():
-            problems.append(f"column 'frequency': non-integer counts, {_examples(df.index, frac)}")
-        over = tx > T * (1 + 1e-12) + 1e-12
-        if over.any():
-            problems.append(f"column 'recency': recency > T in {int(over.sum())} row(s), expected recency <= T, {_examples(df.index, over)}")
-        zero_pos = (x == 0) & (tx > 0)
-        if zero_pos.any():
-            problems.append(f"column 'recency': > 0 while frequency == 0 (recency must be 0 without repeat purchases), {_examples(df.index, zero_pos)}")
-        pos_zero_t = (T <= 0)
-        if pos_zero_t.any():
-            problems.append(f"column 'T': T must be > 0 (customer observed for no time), {_examples(df.index, pos_zero_t)}")
-        dup = df["customer_id"].duplicated(keep=False).to_numpy()
-        if dup.any():
-            problems.append(f"column 'customer_id': duplicated ids, {_examples(df.index, dup)}")
-        if self.segment:
-            seg = df[self.segment]
-            miss = (seg.isna() | (seg.astype(str).str.strip() == "")).to_numpy()
-            if miss.any():
-                problems.append(f"column {self.segment!r}: {int(miss.sum())} missing segment value(s), {_examples(df.index, miss)}")
-        if fitting and len(df) and np.all(np.nan_to_num(x) == 0):
-            problems.append(
-                "column 'frequency': all zero (no customer made a repeat purchase): the purchase and "
-                "dropout processes are unidentified; use a longer calibration period"
+        if single and self.effective_pooling == "partial":
+            warnings.warn(
+                f"segment(s) {single} have a single customer: their parameters are driven by the "
+                "population distribution (partial pooling)",
+                UserWarning,
+                stacklevel=4,
             )
-        if fitting and len(df) == 0:
-            problems.append("no rows")
-        if problems:
-            raise ClvlabInputError(problems, what="RFM data")
-        df["customer_id"] = df["customer_id"].astype(str)
-        if self.segment:
-            df[self.segment] = df[self.segment].astype(str)
-            if fitting:
-                counts = df[self.segment].value_counts()
-                single = sorted(counts.index[counts == 1])
-                if single and self.effective_pooling == "unpooled":
-                    raise ClvlabInputError(
-                        f"column {self.segment!r}: segment(s) {single} have a single customer: under "
-                        "pooling='unpooled' their four parameters are unidentified; use pooling='partial' "
-                        "or merge segments",
-                        what="RFM data",
-                    )
-                if single and self.effective_pooling == "partial":
-                    warnings.warn(
-                        f"segment(s) {single} have a single customer: their parameters are driven by the "
-                        "population distribution (partial pooling)",
-                        UserWarning,
-                        stacklevel=3,
-                    )
         return df
 
     # ---- model -------------------------------------------------------------------------
@@ -233,6 +159,8 @@ class BGNBD(BayesianEstimator):
     def _build_model(self, df: pd.DataFrame) -> Any:
         import pymc as pm
         import pytensor.tensor as pt
+
+        from clvlab.models.bgnbd_kernel import bgnbd_loglik
 
         seg = self._segment_codes(df, fitting=True)
         group, g_seg, g_X = self._groups(df, seg)
@@ -256,7 +184,7 @@ class BGNBD(BayesianEstimator):
                 shift = {k: sign * pt.dot(X, pm.Normal(f"beta_{k}", 0.0, COVARIATE_PRIOR_SD, dims="covariate"))
                          for k, sign in COVARIATE_SIGN.items()}  # fmt: skip
                 alpha_g, a_g, b_g = (v * pt.exp(shift[k]) for k, v in (("alpha", alpha_g), ("a", a_g), ("b", b_g)))
-            pm.Potential("loglik", bm.loglik_total(r_g, alpha_g, a_g, b_g, pat, xp=bm.PT))
+            pm.Potential("loglik", bgnbd_loglik(r_g, alpha_g, a_g, b_g, pat))
         return model
 
     def _centered_mask(self, name: str) -> np.ndarray:
@@ -368,11 +296,7 @@ class BGNBD(BayesianEstimator):
     def _prepare(self, data: pd.DataFrame | None, thin: int) -> tuple[pd.DataFrame, dict[str, np.ndarray], np.ndarray]:
         """Validated data, per-group parameter draws (chain, draw, group) and customer group index."""
         self._check_fitted()
-        if data is None:
-            if getattr(self, "data_", None) is None:
-                raise ClvlabInputError("no data: pass the RFM table (the model was loaded from disk)", what="argument")
-            data = self.data_
-        df = self._validate(data, fitting=False)
+        df = self._validate(self._data_or_fit_data(data), fitting=False)
         seg = self._segment_codes(df, fitting=False)
         group, g_seg, g_X = self._groups(df, seg)
         p = {k: self._draws(k, thin)[:, :, g_seg] for k in SEGMENT_PARAMS}
@@ -481,14 +405,9 @@ class BGNBD(BayesianEstimator):
         val = bm.loglik(*(p[k][:, :, g] for k in SEGMENT_PARAMS), pat.x, pat.t_x, pat.T)
         return self._customer_da(val[:, :, pat.inverse], df, "log_likelihood")
 
-    # ---- summaries ---------------------------------------------------------------------
     # ---- persistence hooks -------------------------------------------------------------
-    def _get_state(self) -> dict[str, Any]:
-        return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)),
-                    centered=self.centered_)  # fmt: skip
+    def _extra_state(self) -> dict[str, Any]:
+        return dict(centered=self.centered_)
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.segments_ = list(state["segments"])
-        self.n_patterns_ = int(state.get("n_patterns", 0))
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.centered_ = {k: list(v) for k, v in state.get("centered", {}).items()}
-        self.data_ = None

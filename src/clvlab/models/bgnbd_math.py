@@ -355,14 +355,10 @@ def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any =
     )  # fmt: skip
 
 
-def loglik_total(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
-    """Total log-likelihood, sum over patterns of weight x :func:`loglik_patterns` (the model's term).
+def loglik_total(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns) -> float:
+    """Total log-likelihood (numpy), sum over patterns of weight x :func:`loglik_patterns`.
 
-    Under pytensor it is the fused :class:`~clvlab.models.bgnbd_kernel.BGNBDLoglik` op (one
-    compiled loop gives the sum and its gradient with respect to the group vectors).
+    The model's term under pytensor is the fused op :func:`clvlab.models.bgnbd_kernel.bgnbd_loglik`
+    (tested equal to this sum); the kernel imports this module, never the other way round.
     """
-    if xp.name == "numpy":
-        return float(np.dot(pat.weight, loglik_patterns(r, alpha, a, b, pat, xp)))
-    from clvlab.models.bgnbd_kernel import bgnbd_loglik
-
-    return bgnbd_loglik(r, alpha, a, b, pat)
+    return float(np.dot(pat.weight, loglik_patterns(r, alpha, a, b, pat, NP)))

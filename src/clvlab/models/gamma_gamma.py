@@ -27,8 +27,11 @@ import xarray as xr
 
 from clvlab.errors import ClvlabInputError
 from clvlab.models import gamma_gamma_math as gm
-from clvlab.models.base import ALL, BayesianEstimator, examples as _examples
-from clvlab.models.hierarchy import POOLINGS, ParamPrior, segment_parameter
+from clvlab.choices import ALL_SEGMENTS
+from clvlab.models.base import BayesianEstimator
+from clvlab.models.hierarchy import ParamPrior, segment_parameter
+from clvlab.models.validation import examples as _examples
+from clvlab.stats import HDI_PROB, hdi_sorted
 
 __all__ = ["GammaGamma", "independence_check", "DEFAULT_PRIORS"]
 
@@ -56,6 +59,8 @@ class GammaGamma(BayesianEstimator):
     """
 
     model_name: ClassVar[str] = "gamma_gamma"
+    rfm_columns: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
+    default_priors: ClassVar[dict[str, ParamPrior]] = DEFAULT_PRIORS
     summary_vars: ClassVar[tuple[str, ...]] = (
         "p", "q", "gamma", "mean_spend", "p_pop", "q_minus_1_pop", "mean_spend_pop",
         "p_sigma", "q_minus_1_sigma", "mean_spend_sigma",
@@ -75,14 +80,7 @@ class GammaGamma(BayesianEstimator):
         self.segment = segment
         self.priors = priors
 
-    # ---- settings ----------------------------------------------------------------------
-    def _config(self) -> dict[str, Any]:
-        return dict(
-            pooling=self.pooling,
-            segment=self.segment,
-            priors={k: dict(v) for k, v in self.priors.items()} if self.priors else None,
-        )
-
+    # ---- settings and validation ----------------------------------------------------------
     def _prior(self, name: str, spend_scale: float) -> ParamPrior:
         base = DEFAULT_PRIORS[name]
         if name == "mean_spend":
@@ -90,80 +88,31 @@ class GammaGamma(BayesianEstimator):
         over = (self.priors or {}).get(name)
         return base.updated(dict(over) if over else None)
 
-    # ---- validation --------------------------------------------------------------------
-    def _validate(self, data: pd.DataFrame, *, fitting: bool = True) -> pd.DataFrame:
-        """Check an RFM table; return customer_id, frequency, monetary_value[, segment].
-
-        Fitting needs repeat customers only (frequency > 0, monetary_value > 0); prediction
-        accepts everyone (x = 0 customers get their segment's population mean).
-        """
-        problems: list[str] = []
-        if self.pooling not in POOLINGS:
-            problems.append(f"pooling={self.pooling!r}: expected one of {POOLINGS}")
-        bad = set(self.priors or {}) - set(DEFAULT_PRIORS)
-        if bad:
-            problems.append(f"priors: unknown parameters {sorted(bad)}; expected {sorted(DEFAULT_PRIORS)}")
-        if problems:
-            raise ClvlabInputError(problems, what="GammaGamma settings")
-        if not isinstance(data, pd.DataFrame):
-            raise ClvlabInputError(f"expected a pandas DataFrame (RFM table), got {type(data).__name__}", what="RFM data")
-        needed = ["customer_id", "frequency", "monetary_value"] + ([self.segment] if self.segment else [])
-        missing = [c for c in needed if c not in data.columns]
-        if missing:
-            raise ClvlabInputError([f"missing column {c!r} (columns: {list(data.columns)})" for c in missing], what="RFM data")
-        df = data[needed].copy().reset_index(drop=True)
-        for c in ("frequency", "monetary_value"):
-            if not pd.api.types.is_numeric_dtype(df[c]):
-                problems.append(f"column {c!r}: expected numbers, got dtype {df[c].dtype}")
-        if problems:
-            raise ClvlabInputError(problems, what="RFM data")
-        x = df["frequency"].astype(float).to_numpy()
-        m = df["monetary_value"].astype(float).to_numpy()
-        for c, v in (("frequency", x), ("monetary_value", m)):
-            bad = ~np.isfinite(v)
-            if bad.any():
-                problems.append(f"column {c!r}: {int(bad.sum())} missing or infinite value(s), {_examples(df.index, bad)}")
+    def _fit_rules(self, df: pd.DataFrame) -> list[str]:
+        """Fitting needs repeat customers with spend > 0; prediction accepts everyone (x = 0
+        customers get their segment's population mean)."""
+        x, m = df["frequency"].to_numpy(), df["monetary_value"].to_numpy()
         fin = np.isfinite(x) & np.isfinite(m)
-        neg = fin & (x < 0)
-        if neg.any():
-            problems.append(f"column 'frequency': negative value(s), expected >= 0, {_examples(df.index, neg)}")
-        frac = fin & (x != np.round(x))
-        if frac.any():
-            problems.append(f"column 'frequency': non-integer counts, {_examples(df.index, frac)}")
-        negm = fin & (m < 0)
-        if negm.any():
-            problems.append(f"column 'monetary_value': negative spend, expected >= 0, {_examples(df.index, negm)}")
-        if fitting:
-            zero_x = fin & (x == 0)
-            if zero_x.any():
-                problems.append(
-                    f"column 'frequency': {int(zero_x.sum())} customer(s) without repeat purchases (frequency 0): "
-                    f"the Gamma-Gamma model is fitted on repeat customers only; pass data[data.frequency > 0], "
-                    f"{_examples(df.index, zero_x)}"
-                )
-            zero_m = fin & (x > 0) & (m == 0)
-            if zero_m.any():
-                problems.append(
-                    f"column 'monetary_value': zero mean repeat spend for {int(zero_m.sum())} repeat customer(s): "
-                    f"the Gamma model needs spend > 0 (drop them or add a small floor), {_examples(df.index, zero_m)}"
-                )
-            if len(df) == 0:
-                problems.append("no rows")
-        if self.segment:
-            seg = df[self.segment]
-            miss = (seg.isna() | (seg.astype(str).str.strip() == "")).to_numpy()
-            if miss.any():
-                problems.append(f"column {self.segment!r}: {int(miss.sum())} missing segment value(s), {_examples(df.index, miss)}")
-        dup = df["customer_id"].duplicated(keep=False).to_numpy()
-        if dup.any():
-            problems.append(f"column 'customer_id': duplicated ids, {_examples(df.index, dup)}")
-        if problems:
-            raise ClvlabInputError(problems, what="RFM data")
-        df["customer_id"] = df["customer_id"].astype(str)
-        df["frequency"] = x
-        df["monetary_value"] = np.where(x > 0, m, 0.0)
-        if self.segment:
-            df[self.segment] = df[self.segment].astype(str)
+        problems = []
+        zero_x = fin & (x == 0)
+        if zero_x.any():
+            problems.append(
+                f"column 'frequency': {int(zero_x.sum())} customer(s) without repeat purchases (frequency 0): "
+                f"the Gamma-Gamma model is fitted on repeat customers only; pass data[data.frequency > 0], "
+                f"{_examples(df.index, zero_x)}"
+            )
+        zero_m = fin & (x > 0) & (m == 0)
+        if zero_m.any():
+            problems.append(
+                f"column 'monetary_value': zero mean repeat spend for {int(zero_m.sum())} repeat customer(s): "
+                f"the Gamma model needs spend > 0 (drop them or add a small floor), {_examples(df.index, zero_m)}"
+            )
+        if len(df) == 0:
+            problems.append("no rows")
+        return problems
+
+    def _after_validate(self, df: pd.DataFrame, fitting: bool) -> pd.DataFrame:
+        df["monetary_value"] = np.where(df["frequency"].to_numpy() > 0, df["monetary_value"].to_numpy(), 0.0)
         return df
 
     # ---- model -------------------------------------------------------------------------
@@ -188,21 +137,10 @@ class GammaGamma(BayesianEstimator):
             pm.Potential("loglik", pt.sum(pat.weight * ll))
         return model
 
-    def fit(self, data: pd.DataFrame, *args: Any, **kwargs: Any) -> GammaGamma:  # noqa: D102 (see base)
-        super().fit(data, *args, **kwargs)
-        self.data_ = self._validate(data, fitting=True)
-        return self
-
-    fit.__doc__ = BayesianEstimator.fit.__doc__
-
     # ---- posterior quantities ------------------------------------------------------------
     def _prepare(self, data: pd.DataFrame | None, thin: int, fitting: bool = False):
         self._check_fitted()
-        if data is None:
-            if getattr(self, "data_", None) is None:
-                raise ClvlabInputError("no data: pass the RFM table (the model was loaded from disk)", what="argument")
-            data = self.data_
-        df = self._validate(data, fitting=fitting)
+        df = self._validate(self._data_or_fit_data(data), fitting=fitting)
         seg = self._segment_codes(df, fitting=False)
         par = {k: self.posterior_[k].values[:, ::thin][:, :, seg] for k in SEGMENT_PARAMS}
         return df, par
@@ -217,12 +155,10 @@ class GammaGamma(BayesianEstimator):
         val = gm.gg_conditional_mean_spend(x, m, par["p"], par["q"], par["gamma"])
         return self._customer_da(val, df, "expected_spend")
 
-    def expected_spend_summary(self, data: pd.DataFrame | None = None, thin: int = 1, prob: float = 0.94) -> pd.DataFrame:
+    def expected_spend_summary(self, data: pd.DataFrame | None = None, thin: int = 1, prob: float = HDI_PROB) -> pd.DataFrame:
         """Tidy per-customer summary of :meth:`expected_spend`: mean, sd, hdi_low, hdi_high."""
         da = self.expected_spend(data, thin)
         v = da.stack(_s=("chain", "draw")).transpose("customer_id", "_s").values
-        from clvlab.clv import hdi_sorted
-
         lo, hi = hdi_sorted(np.sort(v, axis=1), prob)
         out = pd.DataFrame({"customer_id": da["customer_id"].values, "mean": v.mean(1),
                             "sd": v.std(1, ddof=1) if v.shape[1] > 1 else 0.0, "hdi_low": lo, "hdi_high": hi})  # fmt: skip
@@ -251,15 +187,11 @@ class GammaGamma(BayesianEstimator):
         return self._customer_da(val, df, "mean_spend_rep")
 
     # ---- persistence hooks -------------------------------------------------------------
-    def _get_state(self) -> dict[str, Any]:
-        return dict(segments=list(self.segments_), n_patterns=int(getattr(self, "n_patterns_", 0)),
-                    spend_scale=float(getattr(self, "spend_scale_", float("nan"))))  # fmt: skip
+    def _extra_state(self) -> dict[str, Any]:
+        return dict(spend_scale=float(getattr(self, "spend_scale_", float("nan"))))
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.segments_ = list(state["segments"])
-        self.n_patterns_ = int(state.get("n_patterns", 0))
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.spend_scale_ = float(state.get("spend_scale", float("nan")))
-        self.data_ = None
 
 
 def independence_check(rfm: pd.DataFrame, segment: str | None = None, prob: float = 0.95) -> pd.DataFrame:
@@ -276,7 +208,7 @@ def independence_check(rfm: pd.DataFrame, segment: str | None = None, prob: floa
     if missing:
         raise ClvlabInputError([f"missing column {c!r}" for c in missing], what="RFM data")
     rep = rfm[rfm["frequency"] > 0]
-    groups: list[tuple[str, pd.DataFrame]] = [(ALL, rep)]
+    groups: list[tuple[str, pd.DataFrame]] = [(ALL_SEGMENTS, rep)]
     if segment:
         groups += [(str(g), d) for g, d in rep.groupby(segment, sort=True)]
     zq = stats.norm.ppf(0.5 + prob / 2)

@@ -49,8 +49,9 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-Pooling = Literal["pooled", "unpooled", "partial"]
-POOLINGS: tuple[str, ...] = ("pooled", "unpooled", "partial")
+from clvlab.choices import POOLINGS  # the one list, re-exported here
+
+Pooling = Literal[POOLINGS]  # type: ignore[valid-type]
 LINKS: tuple[str, ...] = ("log", "logit")
 CENTERING_RATIO = 2.0  # centre a segment when its standard error is below tau / CENTERING_RATIO
 MIN_SEGMENTS_TO_CENTRE = 10

@@ -7,7 +7,7 @@ with ``duration`` (time units from first purchase), ``event`` (1 = lapsed) and c
   (exponential Greenwood) bands per segment, and the multivariate log-rank test of
   H0: h_1(t) = ... = h_G(t), as tidy tables.
 * :class:`CoxChurnModel` -- h(t | x, s) = h0_s(t) exp(x'beta) (CoxPHFitter), segment as
-  strata (own baseline h0_s) or as dummies; hazard ratios exp(beta) with intervals;
+  strata (``segment=``: own baseline h0_s) or as dummies; hazard ratios exp(beta) with intervals;
   Schoenfeld-residual test of proportional hazards; held-out concordance; lapse
   probabilities 1 - S(d + h | x) / S(d | x).
 """
@@ -95,14 +95,14 @@ class KaplanMeierBySegment:
     def fit(
         self,
         table: pd.DataFrame,
-        segment_col: str | None = None,
+        segment: str | None = None,
         *,
         duration_col: str = "duration",
         event_col: str = "event",
     ) -> KaplanMeierBySegment:
-        cols = [segment_col] if segment_col else []
+        cols = [segment] if segment else []
         check_survival_table(table, cols, duration_col=duration_col, event_col=event_col, require_positive=False)
-        groups = table[segment_col].astype(str) if segment_col else pd.Series(ALL, index=table.index)
+        groups = table[segment].astype(str) if segment else pd.Series(ALL, index=table.index)
         curves, medians, fitters = [], [], {}
         for seg, idx in groups.groupby(groups, sort=True).groups.items():
             sub = table.loc[idx]
@@ -148,7 +148,7 @@ class KaplanMeierBySegment:
             )
         else:
             self.logrank_ = None
-        self.segment_col_ = segment_col
+        self.segment_ = segment
         self.time_unit_ = table.attrs.get("time_unit")
         return self
 
@@ -184,7 +184,8 @@ class CoxChurnModel:
     ----------
     covariates : numeric columns (default: the varying early covariates of the lapse table).
     categorical : columns coded as dummies (first level, sorted, is the reference).
-    strata : a segment column given its own baseline hazard h0_s instead of dummies.
+    segment : a segment column given its own baseline hazard h0_s (Cox strata); to enter a segment
+        as dummies instead, list it in ``categorical``.
     log1p : covariates replaced by log(1 + x) (skewed money amounts), same at predict time.
     penalizer, l1_ratio : passed to ``CoxPHFitter`` (elastic-net penalty on beta).
     alpha : 1 - confidence level of hazard-ratio intervals (0.05 -> 95%).
@@ -192,7 +193,7 @@ class CoxChurnModel:
 
     covariates: Sequence[str] | None = None
     categorical: Sequence[str] = ()
-    strata: str | None = None
+    segment: str | None = None
     log1p: Sequence[str] = ()
     penalizer: float = 0.0
     l1_ratio: float = 0.0
@@ -218,15 +219,15 @@ class CoxChurnModel:
                 )
             for lev in levels[1:]:
                 X[f"{c}[{lev}]"] = (values == lev).astype(float)
-        if self.strata:
-            X[self.strata] = table[self.strata].astype(str)
+        if self.segment:
+            X[self.segment] = table[self.segment].astype(str)
         return X
 
     def fit(self, table: pd.DataFrame, *, duration_col: str = "duration", event_col: str = "event") -> CoxChurnModel:
         self.covariates_ = list(self.covariates) if self.covariates is not None else default_covariates(table)
         problems = []
-        if self.strata and self.strata in self.categorical:
-            problems.append(f"strata={self.strata!r} is also in categorical: use it as strata or as dummies, not both")
+        if self.segment and self.segment in self.categorical:
+            problems.append(f"segment={self.segment!r} is also in categorical: use it as strata (segment=) or as dummies (categorical=), not both")
         if not (self.penalizer >= 0):
             problems.append(f"penalizer={self.penalizer!r}: expected >= 0")
         if not self.covariates_ and not self.categorical:
@@ -236,24 +237,24 @@ class CoxChurnModel:
             problems.append(f"log1p columns {bad_log} are not among the covariates {self.covariates_}")
         if problems:
             raise ClvlabInputError(problems, what="CoxChurnModel settings")
-        cols = [*self.covariates_, *self.categorical, *([self.strata] if self.strata else [])]
+        cols = [*self.covariates_, *self.categorical, *([self.segment] if self.segment else [])]
         check_survival_table(table, cols, duration_col=duration_col, event_col=event_col)
         self.levels_: dict[str, list[str]] = {}
         X = self._design(table, fitting=True)
-        const = [c for c in X.columns if c != self.strata and X[c].nunique() < 2]
+        const = [c for c in X.columns if c != self.segment and X[c].nunique() < 2]
         if const:
             raise ClvlabInputError([f"covariate {c!r} is constant in the training data" for c in const], what="lapse table")
-        if self.strata:
-            for lev, sub in table.groupby(table[self.strata].astype(str)):
+        if self.segment:
+            for lev, sub in table.groupby(table[self.segment].astype(str)):
                 if int(sub[event_col].sum()) == 0:
-                    raise ClvlabInputError([f"stratum {self.strata}={lev!r} has no events"], what="lapse table")
+                    raise ClvlabInputError([f"stratum {self.segment}={lev!r} has no events"], what="lapse table")
         df = X.assign(_duration=table[duration_col].astype(float), _event=table[event_col].astype(int))
         fitter = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha)
         fitter.fit(
             df,
             duration_col="_duration",
             event_col="_event",
-            strata=[self.strata] if self.strata else None,
+            strata=[self.segment] if self.segment else None,
             **dict(self.fit_options),
         )
         self.fitter_ = fitter
@@ -320,7 +321,7 @@ class CoxChurnModel:
         return float(self.fitter_.score(df, scoring_method="concordance_index"))
 
     def _input_columns(self) -> list[str]:
-        return [*self.covariates_, *self.categorical, *([self.strata] if self.strata else [])]
+        return [*self.covariates_, *self.categorical, *([self.segment] if self.segment else [])]
 
     def survival_at(self, table: pd.DataFrame, times: np.ndarray, *, extrapolate: bool = False) -> np.ndarray:
         """S(t_i | x_i) = exp(-H0_s(t_i) exp((x_i - xbar)'beta)) at one time per row.
@@ -337,8 +338,8 @@ class CoxChurnModel:
         times = np.broadcast_to(np.asarray(times, float), (len(table),))
         H = np.empty(len(table))
         base = self.fitter_.baseline_cumulative_hazard_
-        if self.strata:
-            keys = X[self.strata].to_numpy()
+        if self.segment:
+            keys = X[self.segment].to_numpy()
             columns = {str(c[0] if isinstance(c, tuple) else c): c for c in base.columns}
         else:
             keys = np.full(len(table), ALL, dtype=object)
@@ -346,7 +347,7 @@ class CoxChurnModel:
         for key in np.unique(keys):
             rows = keys == key
             if key not in columns:
-                raise ClvlabInputError([f"stratum {self.strata}={key!r} not seen in fit"], what="Cox model input")
+                raise ClvlabInputError([f"stratum {self.segment}={key!r} not seen in fit"], what="Cox model input")
             h = base[columns[key]].dropna()
             H[rows] = _cumulative_hazard(h.index.to_numpy(float), h.to_numpy(float), times[rows], extrapolate)
         return np.exp(-H * ph)

@@ -2,7 +2,8 @@
 
 Each function takes results (tidy tables / fitted objects) and returns a matplotlib
 Figure; no I/O.  Figures are built without pyplot (no global state, any backend; saving
-to PNG uses Agg).
+to PNG uses Agg), in the clvlab style (:mod:`clvlab.plots`). Kaplan-Meier bands and
+hazard-ratio intervals are frequentist confidence intervals and labelled so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
+from clvlab.choices import ALL_SEGMENTS
+from clvlab.plots import segment_colors, styled
+
 _UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
 
 
@@ -20,37 +24,46 @@ def _subplots(figsize: tuple[float, float]):
     return fig, fig.subplots()
 
 
+@styled
 def plot_km_by_segment(km, *, title: str | None = None, time_unit: str | None = None) -> Figure:
     """Kaplan-Meier step curves with confidence bands per segment; log-rank p-value in the title.
 
     ``km`` is a fitted :class:`clvlab.models.survival.KaplanMeierBySegment`.
     """
-    fig, ax = _subplots((7, 4.5))
+    n_seg = km.survival_["segment"].nunique()
+    fig, ax = _subplots((8.5 if n_seg > 6 else 8, 4.8))
     unit = time_unit or getattr(km, "time_unit_", None) or "time units"
     unit = _UNIT_NAMES.get(unit, unit)
+    colors = segment_colors(n_seg)
     for i, (seg, g) in enumerate(km.survival_.groupby("segment", sort=True)):
-        color = f"C{i}"
+        color = colors[i]
         ax.step(g["time"], g["survival"], where="post", color=color, label=f"{seg} (n={int(g['at_risk'].iloc[0]):,})")
-        ax.fill_between(g["time"], g["lower"], g["upper"], step="post", color=color, alpha=0.2, linewidth=0)
+        ax.fill_between(g["time"], g["lower"], g["upper"], step="post", color=color, alpha=0.2 if n_seg <= 4 else 0.07,
+                        linewidth=0)
     ax.set_xlabel(f"time since first purchase ({unit})")
     ax.set_ylabel("share not yet lapsed")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
+    ax.grid()
     level = round((1 - km.alpha) * 100)
     head = title or "Kaplan-Meier survival (time to lapse)"
     if km.logrank_ is not None:
         lr = km.logrank_.iloc[0]
         head += f"\nlog-rank chi2={lr['test_statistic']:.1f}, df={int(lr['df'])}, p={lr['p_value']:.3g}"
-    ax.set_title(head, fontsize=10)
-    ax.legend(title=f"segment ({level}% bands)", fontsize=8, title_fontsize=8)
-    fig.tight_layout()
+    ax.set_title(head)
+    if n_seg > 6:
+        ax.legend(title=f"segment ({level}% confidence bands)", loc="center left", bbox_to_anchor=(1.02, 0.5),
+                  fontsize=9, ncol=1 if n_seg <= 14 else 2)
+    else:
+        ax.legend(title=f"segment ({level}% confidence bands)")
     return fig
 
 
+@styled
 def plot_hazard_ratios(hazard_ratios: pd.DataFrame, *, title: str = "Cox model: hazard ratios of lapse") -> Figure:
     """Forest plot of hazard ratios with intervals (log scale), from ``CoxChurnModel.hazard_ratios()``."""
     hr = hazard_ratios.iloc[::-1].reset_index(drop=True)
-    fig, ax = _subplots((7, 0.45 * len(hr) + 1.5))
+    fig, ax = _subplots((8, 0.45 * len(hr) + 1.9))
     y = np.arange(len(hr))
     sig = (hr["hr_lower"] > 1) | (hr["hr_upper"] < 1)
     ax.errorbar(
@@ -69,23 +82,25 @@ def plot_hazard_ratios(hazard_ratios: pd.DataFrame, *, title: str = "Cox model: 
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if (hi / lo) < 4 else ""))
     ax.set_ylim(-0.6, len(hr) - 0.3)
     ax.set_yticks(y, hr["covariate"])
+    ax.set_ylabel("covariate")
     level = round(float(hr["ci_level"].iloc[0]) * 100) if "ci_level" in hr else 95
-    ax.set_xlabel(f"hazard ratio (log scale), {level}% interval; >1 = lapses sooner")
+    ax.set_xlabel(f"hazard ratio of lapse per unit of the covariate (log scale)\n"
+                  f"{level}% confidence interval; > 1: lapses sooner")
     for yi, (h, p) in enumerate(zip(hr["hazard_ratio"], hr["p_value"])):
-        ax.annotate(f"{h:.2f} (p={p:.2g})", (h, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7,
+        ax.annotate(f"{h:.2f} (p={p:.2g})", (h, yi), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9,
                     bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
+    ax.set_title(title)
+    ax.grid(axis="x")
     return fig
 
 
+@styled
 def plot_roc_curves(roc: pd.DataFrame, comparison: pd.DataFrame | None = None, *, title: str = "Churn ROC") -> Figure:
     """ROC curves per score from ``evaluate.roc_table``; AUCs from ``churn_comparison`` (segment "all") in the legend."""
-    fig, ax = _subplots((5, 5))
+    fig, ax = _subplots((6, 6))
     auc = {}
     if comparison is not None:
-        auc = comparison[comparison["segment"] == "all"].set_index("score")["auc"].to_dict()
+        auc = comparison[comparison["segment"] == ALL_SEGMENTS].set_index("score")["auc"].to_dict()
     for i, (name, g) in enumerate(roc.groupby("score", sort=False)):
         label = f"{name} (AUC {auc[name]:.3f})" if name in auc else str(name)
         ax.plot(g["fpr"], g["tpr"], color=f"C{i}", label=label)
@@ -95,35 +110,39 @@ def plot_roc_curves(roc: pd.DataFrame, comparison: pd.DataFrame | None = None, *
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    ax.grid()
+    ax.legend(loc="lower right")
+    ax.set_title(title)
     return fig
 
 
+@styled
 def plot_calibration_curves(calibration: pd.DataFrame, comparison: pd.DataFrame | None = None,
                             *, title: str = "Churn calibration") -> Figure:
     """Reliability diagram per score from ``evaluate.calibration_curve`` (observed rate +- 2 se vs predicted)."""
-    fig, ax = _subplots((5, 5))
+    fig, ax = _subplots((6, 6))
     brier = {}
     if comparison is not None:
-        brier = comparison[comparison["segment"] == "all"].set_index("score")["brier"].to_dict()
+        brier = comparison[comparison["segment"] == ALL_SEGMENTS].set_index("score")["brier"].to_dict()
+    labelled: list[tuple[float, float]] = []
     for i, (name, g) in enumerate(calibration.groupby("score", sort=False)):
         label = f"{name} (Brier {brier[name]:.3f})" if name in brier else str(name)
         ax.errorbar(g["mean_predicted"], g["observed_rate"], yerr=2 * g["se"], fmt="o-", color=f"C{i}",
                     capsize=3, label=label, ms=4)
         for _, row in g.iterrows():
-            ax.annotate(f"{int(row['n'])}", (row["mean_predicted"], row["observed_rate"]), fontsize=6,
-                        textcoords="offset points", xytext=(4, -8), color=f"C{i}")
+            xy = (float(row["mean_predicted"]), float(row["observed_rate"]))
+            if any(abs(xy[0] - u) < 0.06 and abs(xy[1] - v) < 0.05 for u, v in labelled):
+                continue  # bins too close together: label only the first, keep the numbers readable
+            labelled.append(xy)
+            ax.annotate(f"{int(row['n']):,}", xy, fontsize=8.5, textcoords="offset points", xytext=(5, -10),
+                        color=f"C{i}")
     ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1, label="perfect calibration")
     ax.set_xlabel("mean predicted churn probability (bin)")
     ax.set_ylabel("observed churn rate")
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(title + " (numbers: customers per bin)", fontsize=10)
-    fig.tight_layout()
+    ax.grid()
+    ax.legend(loc="upper left", title="bars: \u00b1 2 s.e.; numbers: customers per bin", title_fontsize=9.5)
+    ax.set_title(title)
     return fig

@@ -1,0 +1,18 @@
+"""The choice lists of settings, in one light module (no PyMC import): used by the run config,
+the command line and the models alike, so a new option is added in one place."""
+
+from __future__ import annotations
+
+POOLINGS: tuple[str, ...] = ("pooled", "unpooled", "partial")
+"""How segments share parameters: one set for all, independent sets, or a hierarchy."""
+METHODS: tuple[str, ...] = ("nuts", "map")
+SAMPLERS: tuple[str, ...] = ("nutpie", "numpyro", "pymc")
+PARAMETERIZATIONS: tuple[str, ...] = ("auto", "noncentered", "centered")
+"""Partial pooling: how segment parameters are sampled (BG/NBD: "auto" picks per segment)."""
+TIME_UNITS: tuple[str, ...] = ("D", "W", "M")
+"""Units of time for the data (recency, T) and for CLV periods."""
+COHORT_FREQS: tuple[str, ...] = ("D", "W", "M", "Q", "Y")
+"""Calendar periods of acquisition cohorts (days, weeks, months, quarters, years)."""
+ALL_SEGMENTS = "all"
+"""The label of the whole customer base: the one segment of a model without a segment column,
+and the "all customers" row of every per-segment table."""

@@ -1,0 +1,263 @@
+"""The run's report: :class:`~clvlab.study.StudyResults` -> the HTML document of :mod:`clvlab.report`.
+
+First screen: what the run found, with intervals (:func:`headline_cards`), and one
+diagnostics badge per sampled model (:func:`diagnostics_badge`). Then one section per stage
+(:data:`SECTIONS`, in pipeline order) and the run details (config, data hash, versions,
+stage timings) at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .choices import ALL_SEGMENTS
+from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
+from .report import Badge, Headline, Report, describe_table, format_compact, format_number
+from .study import Study, StudyResults
+
+__all__ = ["SECTIONS", "build_report", "clv_table", "diagnostics_badge", "headline_cards", "headline_numbers",
+           "parameter_table"]
+
+SECTIONS = ("Data", "Customers", "Purchase model (BG/NBD)", "Spend model (Gamma-Gamma)", "Posterior CLV", "Churn")
+RHAT_FAIL = 1.05
+"""R-hat above this fails the badge (above RHAT_MAX it warns)."""
+DIVERGENCE_FAIL_SHARE = 0.01
+"""Divergent transitions above this share of the draws fail the badge (any warns)."""
+
+UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
+
+
+def _money(value: float) -> str:
+    """$1,234.56 below $100k, else the compact form ($123k, $1.23M)."""
+    return f"${value:,.2f}" if abs(value) < 1e5 else format_compact(value, "$")
+
+
+def diagnostics_badge(name: str, model: Any) -> Badge:
+    """Pass / warn / fail on R-hat, bulk and tail ESS, divergences and BFMI, naming the parameter.
+
+    Parameters
+    ----------
+    name : str
+        The badge's title (e.g. "BG/NBD sampler").
+    model : BayesianEstimator
+        A fitted model; MAP fits (no sampler diagnostics) pass with a note.
+
+    Returns
+    -------
+    Badge
+        ``fail`` when max R-hat > :data:`RHAT_FAIL` or divergences exceed
+        :data:`DIVERGENCE_FAIL_SHARE` of the draws; ``warn`` when R-hat > RHAT_MAX, an ESS < ESS_MIN,
+        any divergence or a BFMI < BFMI_MIN; else ``pass``.
+    """
+    conv, table = model.convergence_, model.diagnostics_
+    if not conv:
+        return Badge(name, "pass", "MAP fit: no sampler diagnostics")
+    worst = {}
+    if table is not None and len(table):
+        for col, pick in (("r_hat", "idxmax"), ("ess_bulk", "idxmin"), ("ess_tail", "idxmin")):
+            row = table.loc[getattr(table[col], pick)()]
+            worst[col] = f"{row['parameter']}[{row['element']}]" if str(row["element"]) else str(row["parameter"])
+    n_draws = conv["chains"] * conv["draws"]
+    rhat, ess_b, ess_t, div = conv["max_r_hat"], conv["min_ess_bulk"], conv["min_ess_tail"], conv["divergences"]
+    bfmi = min(conv["bfmi"]) if conv["bfmi"] else float("nan")
+    status = "pass"
+    if rhat > RHAT_MAX or ess_b < ESS_MIN or ess_t < ESS_MIN or div > 0 or bfmi < BFMI_MIN:
+        status = "warn"
+    if rhat > RHAT_FAIL or div > DIVERGENCE_FAIL_SHARE * n_draws:
+        status = "fail"
+    detail = (f"max R-hat {rhat:.3f} ({worst.get('r_hat', '?')}), min bulk ESS {ess_b:,.0f} "
+              f"({worst.get('ess_bulk', '?')}), min tail ESS {ess_t:,.0f} ({worst.get('ess_tail', '?')}), "
+              f"{div:,} divergences, min BFMI {bfmi:.2f}; {conv['chains']} x {conv['draws']:,} draws")  # fmt: skip
+    return Badge(name, status, detail)
+
+
+def headline_numbers(results: StudyResults) -> dict[str, Any]:
+    """The numbers of the report's first screen (also asserted by the browser test)."""
+    f, p, c, ch = results.features, results.purchase, results.clv, results.churn
+    prob = results.config.clv.hdi_prob
+    pred, lo, hi = p.holdout_total(prob)
+    total = c.by_segment[ALL_SEGMENTS].iloc[0]
+    seg = results.config.features.segment
+    per = c.by_segment.get(seg) if seg else None
+    overall = ch.comparison[ch.comparison["segment"] == ALL_SEGMENTS].set_index("score")["auc"]
+    out = dict(customers=len(f.rfm), repeaters=f.n_repeaters, holdout_actual=float(f.rfm["frequency_holdout"].sum()),
+               holdout_predicted=pred, holdout_low=lo, holdout_high=hi, clv_total=float(total["total_mean"]),
+               clv_low=float(total["total_hdi_low"]), clv_high=float(total["total_hdi_high"]),
+               churn_auc=overall.to_dict())  # fmt: skip
+    if per is not None and len(per) > 1:
+        ranked = per.sort_values("mean_mean", ascending=False)
+        out["best_segment"], out["worst_segment"] = ranked.iloc[0], ranked.iloc[-1]
+    return out
+
+
+def headline_cards(results: StudyResults) -> list[Headline]:
+    """What the run found, for the first screen: customers, holdout purchases predicted vs actual,
+    total CLV, best and worst segment by CLV per customer, churn AUC — with intervals."""
+    cfg, h = results.config, headline_numbers(results)
+    pct = round(100 * cfg.clv.hdi_prob)
+    unit = UNIT_NAMES[cfg.features.time_unit]
+    period = f"{cfg.clv.horizon} {UNIT_NAMES[cfg.clv.period]}"
+    err = h["holdout_predicted"] / h["holdout_actual"] - 1 if h["holdout_actual"] else float("nan")
+    cards = [
+        Headline("Customers", format_number(h["customers"]),
+                 detail=f"{format_number(h['repeaters'])} repeat buyers in calibration (to {cfg.features.calibration_end})"),
+        Headline(f"Holdout repeat purchases ({results.purchase.holdout_duration:.0f} {unit})",
+                 f"{format_number(h['holdout_predicted'])} predicted",
+                 interval=f"{pct}% HDI {format_number(h['holdout_low'])} – {format_number(h['holdout_high'])}",
+                 detail=f"actual {format_number(h['holdout_actual'])} ({err:+.1%})"),
+        Headline(f"Total CLV, next {period}", format_compact(h["clv_total"], "$"),
+                 interval=f"{pct}% HDI {format_compact(h['clv_low'], '$')} – {format_compact(h['clv_high'], '$')}",
+                 detail=f"margin {cfg.clv.margin:.0%}, discount {cfg.clv.discount_rate:.1%} a {UNIT_NAMES[cfg.clv.period][:-1]}"),
+    ]  # fmt: skip
+    seg = cfg.features.segment
+    for key, label in (("best_segment", "Best"), ("worst_segment", "Worst")):
+        row = h.get(key)
+        if row is not None:
+            cards.append(Headline(f"{label} {seg} by CLV per customer", f"{row[seg]}: {_money(row['mean_mean'])}",
+                                  interval=f"{pct}% HDI {_money(row['mean_hdi_low'])} – {_money(row['mean_hdi_high'])}",
+                                  detail=f"{format_number(row['n_customers'])} customers"))  # fmt: skip
+    auc = h["churn_auc"]
+    best = max(auc, key=auc.get)
+    cards.append(Headline("Churn ROC AUC (holdout)", f"{auc[best]:.3f}", detail=f"{best}; "
+                          + ", ".join(f"{k} {v:.3f}" for k, v in auc.items() if k != best)))  # fmt: skip
+    return cards
+
+
+def parameter_table(summary: pd.DataFrame, segment_level: bool) -> pd.DataFrame:
+    """Posterior summary for people: segment-level parameters as a segment x parameter pivot of
+    "mean (HDI low – high)", or the population-level ones as one row per parameter."""
+    from .report import format_number as fmt
+
+    cell = summary.assign(value=[f"{fmt(m)} ({fmt(lo)} – {fmt(hi)})" for m, lo, hi in
+                                 zip(summary["mean"], summary["hdi_low"], summary["hdi_high"], strict=True)])  # fmt: skip
+    seg = cell["segment"].astype(str).str.len() > 0
+    if segment_level:
+        wide = cell[seg].pivot(index="segment", columns="parameter", values="value")
+        return wide[list(dict.fromkeys(cell.loc[seg, "parameter"]))]
+    cols = [c for c in ("parameter", "mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail") if c in cell]
+    return cell.loc[~seg, cols].reset_index(drop=True)
+
+
+def clv_table(summary: pd.DataFrame, segment: str, prob: float) -> pd.DataFrame:
+    """A CLV summary (:meth:`PosteriorCLV.summary`) for people: customers, total and per-customer
+    CLV with their HDIs as "low – high" (the run folder keeps every column)."""
+    pct = f"{round(100 * prob)}% HDI"
+
+    def span(lo: pd.Series, hi: pd.Series) -> list[str]:
+        return [f"{format_number(a)} – {format_number(b)}" for a, b in zip(lo, hi, strict=True)]
+
+    out = pd.DataFrame({
+        segment: summary[segment].astype(str), "customers": summary["n_customers"],
+        "total CLV ($)": summary["total_mean"], f"total, {pct}": span(summary["total_hdi_low"], summary["total_hdi_high"]),
+        "CLV per customer ($)": summary["mean_mean"],
+        f"per customer, {pct}": span(summary["mean_hdi_low"], summary["mean_hdi_high"]),
+    })  # fmt: skip
+    return out if segment != ALL_SEGMENTS else out.drop(columns=segment)
+
+
+def build_report(study: Study, results: StudyResults) -> Path:
+    """Write the run's report into ``study.report_dir``; returns the path of ``index.html``."""
+    from .plots import bgnbd as pb
+    from .plots import clv as pc
+    from .plots import rfm as pr
+    from .plots import survival as ps
+
+    cfg = results.config
+    f, m, c_cfg = cfg.features, cfg.bgnbd, cfg.clv
+    unit = UNIT_NAMES[f.time_unit]
+    d, feat, p, s, c, ch = results.data, results.features, results.purchase, results.spend, results.clv, results.churn
+    rep = Report(title=f"clvlab run: {cfg.name}", directory=study.report_dir,
+                 subtitle=f"data: {cfg.data.source} ({Path(d.validation.source).name}) · "
+                          f"{'quick run · ' if cfg.quick else ''}seed {cfg.seed}")  # fmt: skip
+    rep.set_headline(headline_cards(results))
+    rep.add_badge(diagnostics_badge("BG/NBD sampler", p.model))
+    rep.add_badge(diagnostics_badge("Gamma-Gamma sampler", s.model))
+    for name in SECTIONS:
+        rep.section(name)
+
+    sec = "Data"
+    rep.add_text(sec, f"{len(d.transactions):,} purchase days of {d.transactions['customer_id'].nunique():,} customers "
+                      f"after validation (several transactions of a customer on one day count as one purchase).")
+    rep.add_table(sec, d.validation.to_frame(readable=True), caption="Validation report")
+
+    sec = "Customers"
+    rep.add_table(sec, describe_table(feat.rfm), caption=f"RFM summary of the calibration period (times in {unit})")
+    rep.add_figure(sec, pr.plot_rfm_segments(feat.rfm), "rfm_segments", caption="RFM-score segments")
+    rep.add_figure(sec, pr.plot_cohort_sizes(feat.cohort_sizes), "cohort_sizes", caption="Acquisition cohorts")
+    rep.add_figure(sec, pr.plot_interpurchase_times(feat.interpurchase), "interpurchase_times",
+                   caption="Days between consecutive purchases")
+
+    sec = "Purchase model (BG/NBD)"
+    model = p.model
+    rep.add_text(sec, f"Pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
+                      f"{len(feat.rfm):,} customers" + ("; fit reused from the cache." if p.cached else "."))
+    summary = model.summary()
+    rep.add_table(sec, parameter_table(summary, True), caption=f"Segment parameters: posterior mean ({round(100 * c_cfg.hdi_prob)}% HDI)", index=True)
+    rep.add_table(sec, parameter_table(summary, False), caption="Population-level parameters")
+    heat_t = m.heatmap_horizon or p.holdout_duration
+    thin = max(1, m.draws // m.heatmap_draws) if m.method == "nuts" else 1
+    for quantity in ("p_alive", "expected_purchases"):
+        rep.add_figure(sec, pb.plot_frequency_recency(model, quantity, t=heat_t, thin=thin), f"bgnbd_{quantity}_heatmap")
+    if p.pooling_fits:
+        sizes = feat.rfm[f.segment].value_counts().to_dict()
+        rep.add_figure(sec, pb.plot_segment_forest(p.pooling_fits, segment_sizes=sizes), "bgnbd_pooling_forest",
+                       caption="Segment parameters: pooled vs unpooled vs partial pooling (shrinkage)")
+    rep.add_table(sec, p.holdout_check, caption=f"Holdout ({p.holdout_duration:g} {unit}): predicted vs actual repeat purchases")
+    rep.add_figure(sec, pb.plot_repeat_purchase_ppc(feat.rfm["frequency_holdout"], p.holdout_draws,
+                   title="Posterior predictive check: holdout repeat purchases",
+                   period=f"in the {p.holdout_duration:g}-{unit[:-1]} holdout"), "bgnbd_holdout_ppc")
+
+    sec = "Spend model (Gamma-Gamma)"
+    if len(s.excluded):
+        rep.add_note(sec, f"{len(s.excluded):,} repeat customer(s) with zero mean repeat spend were left out of the "
+                          f"spend-model fit (e.g. {list(s.excluded['customer_id'].head(3))}); their CLV is still computed.")
+    rep.add_table(sec, s.independence, caption="Independence assumption: correlation of frequency and mean repeat spend")
+    gsum = s.model.summary()
+    rep.add_table(sec, parameter_table(gsum, True), caption="Segment parameters: posterior mean (HDI)", index=True)
+    rep.add_table(sec, parameter_table(gsum, False), caption="Population-level parameters")
+    rep.add_figure(sec, pc.plot_spend_ppc(s.fit_data["monetary_value"].to_numpy(), s.spend_replicates), "gg_spend_ppc")
+
+    sec = "Posterior CLV"
+    rep.add_text(sec, f"CLV over the next {c_cfg.horizon} {UNIT_NAMES[c_cfg.period]}, margin {c_cfg.margin:.0%}, "
+                      f"discount {c_cfg.discount_rate:.1%} a period, {c.posterior.settings.n_draws:,} posterior draws.")
+    for col, table in c.by_segment.items():
+        rep.add_table(sec, clv_table(table, col, c_cfg.hdi_prob),
+                      caption=f"CLV {'of all customers' if col == ALL_SEGMENTS else 'by ' + col}: posterior mean of "
+                              "the total and of the mean per customer")  # fmt: skip
+        if col != ALL_SEGMENTS:
+            rep.add_figure(sec, pc.plot_clv_distribution(c.posterior, segment=col), f"clv_by_{col}")
+    rep.add_table(sec, c.stage_tier, caption="Lifecycle stage x value tier (customers; the CRM export has one row each)", index=True)
+    period_name = UNIT_NAMES[c_cfg.period]
+    rep.add_figure(sec, pc.plot_sensitivity(c.sensitivity, horizon=f"{c_cfg.horizon} {period_name}",
+                                            period=period_name[:-1], prob=c_cfg.hdi_prob), "clv_sensitivity",
+                   caption="CLV under discount-rate and margin assumptions")
+    if c.cac is not None:
+        rep.add_table(sec, c.cac, caption="CLV / CAC by channel")
+        rep.add_figure(sec, pc.plot_cac_ratio(c.cac, segment=cfg.cac_segment), "clv_cac")
+
+    sec = "Churn"
+    rep.add_text(sec, ch.lapse_explanation)
+    rep.add_figure(sec, ps.plot_km_by_segment(ch.km, time_unit=f.time_unit), "km_by_segment",
+                   caption=f"Time to lapse (no purchase within {ch.lapse_after:g} {unit}) by {f.segment}")
+    rep.add_figure(sec, ps.plot_hazard_ratios(ch.hazard_ratios), "cox_hazard_ratios",
+                   caption=f"Cox model (strata = {f.segment}); held-out concordance {ch.concordance:.3f}")
+    rep.add_table(sec, ch.ph_check, caption="Proportional-hazards check (Schoenfeld residuals)")
+    rep.add_table(sec, ch.comparison[ch.comparison["segment"] == ALL_SEGMENTS],
+                  caption="Holdout churn (no purchase in the holdout window): AUC and Brier score")
+    rep.add_figure(sec, ps.plot_roc_curves(ch.roc, ch.comparison), "churn_roc")
+    rep.add_figure(sec, ps.plot_calibration_curves(ch.calibration, ch.comparison), "churn_calibration")
+
+    rep.set_footer(config_yaml=yaml.safe_dump(cfg.to_dict(), sort_keys=False), data_hash=d.hash,
+                   versions=_versions(), timings=dict(results.timings))  # fmt: skip
+    rep.write(self_contained=cfg.outputs.self_contained)  # index.html (+ report_standalone.html)
+    return rep.directory / "index.html"
+
+
+def _versions() -> dict[str, str]:
+    from .versions import package_versions
+
+    return package_versions()

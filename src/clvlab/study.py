@@ -1,0 +1,471 @@
+"""The pipeline: one run config -> stages -> typed results. Read this file to read the whole run.
+
+    study = Study("models/configs/cdnow.yaml")          # or Study(load_config(...), quick=True)
+    results = study.run()                                # every stage, in order
+    study.purchase().model.p_alive()                     # or one stage (and what it needs)
+
+Stages, in order (each is a method of :class:`Study` of the same name, computed once and
+kept; its inputs are the results of the stages before it and its section of the config):
+
+=========  ====================================================  ==========================
+stage      what it does                                          config section
+=========  ====================================================  ==========================
+data       load + validate the transaction log                   ``data``
+features   calibration / holdout RFM (DuckDB), RFM scores,       ``features``
+           cohorts, inter-purchase times
+purchase   hierarchical BG/NBD, holdout check, posterior         ``bgnbd``
+           predictive holdout counts, churn scores
+spend      hierarchical Gamma-Gamma on the repeat customers      ``gamma_gamma``
+clv        posterior CLV per customer / segment, lifecycle       ``clv``
+           stages, sensitivity, CLV/CAC
+churn      lapse table, Kaplan-Meier, Cox, churn-score           ``survival``
+           comparison (Cox against the BG/NBD scores)
+=========  ====================================================  ==========================
+
+Fits are cached in the run folder (``<runs_dir>/<name>/<model>/``): a saved fit is reused
+when its cache key — the model's config section, the seed, the hash of the data it is fitted
+on, the clvlab version and a hash of the model code — equals the new one; ``force=True``
+refits. :mod:`clvlab.runs` writes the results as artifacts and the report; notebooks call
+the same methods, so a notebook and ``make run`` give the same numbers from the same config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .choices import ALL_SEGMENTS, POOLINGS
+from .config import ModelConfig, RunConfig, load_config
+from .units import unit_days
+from .versions import data_hash, package_versions
+
+__all__ = ["STAGES", "Study", "StudyResults", "DataResult", "FeaturesResult", "PurchaseResult", "SpendResult",
+           "CLVResult", "ChurnResult", "fit_cache_key", "run_key"]  # fmt: skip
+
+STAGES: tuple[str, ...] = ("data", "features", "purchase", "spend", "clv", "churn")
+PACKAGE = Path(__file__).resolve().parent
+MODEL_CODE = PACKAGE / "models"
+
+
+# ----------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class DataResult:
+    """The validated transaction log (one row per customer-day) and what validation did."""
+
+    transactions: pd.DataFrame
+    validation: Any  # clvlab.data.ValidationReport
+    hash: str
+
+
+@dataclass(frozen=True)
+class FeaturesResult:
+    """Customer features of the calibration period, with the holdout columns."""
+
+    rfm: pd.DataFrame  # one row per customer: RFM, holdout, cohort, segments, RFM scores
+    cohort_sizes: pd.DataFrame
+    interpurchase: pd.DataFrame
+    rfm_segments: pd.DataFrame  # customers per RFM-score segment
+    hash: str  # of ``rfm``
+
+    @property
+    def n_repeaters(self) -> int:
+        return int((self.rfm["frequency"] > 0).sum())
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    """The purchase model, the other poolings (shrinkage plot) and its holdout predictions."""
+
+    model: Any  # BGNBD
+    pooling_fits: dict[str, Any]  # pooling -> BGNBD, incl. ``model`` (only with compare_pooling)
+    holdout_duration: float  # in features.time_unit
+    holdout_check: pd.DataFrame  # evaluate.holdout_check: predicted vs actual by frequency / segment
+    holdout_draws: xr.DataArray  # posterior predictive holdout counts (chain, draw, customer_id)
+    p_alive: pd.Series  # posterior mean, by customer_id
+    p_no_purchase: pd.Series  # posterior mean P(no purchase in the holdout), by customer_id
+    cached: bool
+
+    def holdout_total(self, prob: float) -> tuple[float, float, float]:
+        """Posterior predictive total of holdout repeat purchases: (mean, HDI low, HDI high)."""
+        from .stats import hdi
+
+        totals = self.holdout_draws.sum("customer_id").values.ravel()
+        lo, hi = hdi(totals, prob)
+        return float(totals.mean()), lo, hi
+
+
+@dataclass(frozen=True)
+class SpendResult:
+    """The spend model, fitted on the repeat customers with spend > 0."""
+
+    model: Any  # GammaGamma
+    fit_data: pd.DataFrame
+    excluded: pd.DataFrame  # repeat customers with zero mean spend (left out of the fit; still valued)
+    independence: pd.DataFrame  # correlation of frequency and spend, by segment
+    spend_replicates: np.ndarray  # posterior predictive mean spend (draws, customers) for the PPC
+    cached: bool
+
+
+@dataclass(frozen=True)
+class CLVResult:
+    """Posterior CLV over the horizon and the analyses built on it."""
+
+    posterior: Any  # clv.PosteriorCLV
+    customers: pd.DataFrame  # CRM export: CLV summaries, P(alive), lifecycle stage, value tier
+    by_segment: dict[str, pd.DataFrame]  # ALL_SEGMENTS and each segment column -> summary table
+    stage_tier: pd.DataFrame  # customers by lifecycle stage x value tier
+    sensitivity: pd.DataFrame  # whole-base totals over discount rate x margin
+    cac: pd.DataFrame | None  # CLV/CAC per channel (when the config has a CAC table)
+
+
+@dataclass(frozen=True)
+class ChurnResult:
+    """Survival view of churn, and every churn score checked against the holdout."""
+
+    lapse_after: float  # in features.time_unit
+    lapse_explanation: str  # how lapse_after was chosen
+    lapse_table: pd.DataFrame
+    km: Any  # KaplanMeierBySegment
+    cox: Any  # CoxChurnModel (all customers)
+    concordance: float  # held-out concordance of a Cox model fitted on the other customers
+    hazard_ratios: pd.DataFrame
+    ph_check: pd.DataFrame
+    labels: pd.Series  # 1 = no purchase in the holdout
+    scores: dict[str, pd.Series]  # score name -> P(churn) by customer_id
+    comparison: pd.DataFrame  # AUC / Brier by score and segment
+    calibration: pd.DataFrame
+    roc: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Every stage's result, the config that produced them and the stage timings (seconds)."""
+
+    config: RunConfig
+    data: DataResult
+    features: FeaturesResult
+    purchase: PurchaseResult
+    spend: SpendResult
+    clv: CLVResult
+    churn: ChurnResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- caching
+def _code_hash(folder: Path = MODEL_CODE, pattern: str = "*.py") -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.glob(pattern)):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(config: RunConfig, data_sha: str) -> str:
+    """Key of a whole run: the resolved config, the data hash, the versions and a hash of all of
+    clvlab's code and report templates. A run folder whose metadata holds the same key is up to date."""
+    v = package_versions()
+    payload = dict(config=config.to_dict(), data=data_sha, code=_code_hash(PACKAGE, "**/*"),
+                   versions={k: v.get(k) for k in sorted(v)})  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fit_cache_key(model: str, settings: dict[str, Any], seed: int, data_sha: str) -> str:
+    """Key of a cached fit: the model and its settings, the seed, the data hash, the clvlab
+    version, the versions of the sampling stack and a hash of the model code."""
+    v = package_versions()
+    payload = dict(model=model, settings=settings, seed=seed, data=data_sha, code=_code_hash(),
+                   versions={k: v.get(k) for k in ("clvlab", "pymc", "pytensor", "nutpie", "numpy")})  # fmt: skip
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _fit_options(m: ModelConfig) -> dict[str, Any]:
+    return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
+                target_accept=m.target_accept)  # fmt: skip
+
+
+def _thin(m: ModelConfig, draws_per_chain: int) -> int:
+    """Thinning step that keeps about ``draws_per_chain`` of each chain's draws."""
+    return max(1, m.draws // draws_per_chain) if m.method == "nuts" else 1
+
+
+# ----------------------------------------------------------------------------------- the pipeline
+class Study:
+    """The pipeline of one run config.
+
+    Parameters
+    ----------
+    config : RunConfig, path or dict
+        The run config (a YAML path or mapping is read with :func:`clvlab.config.load_config`).
+    quick : bool, optional
+        Override the config's ``quick`` (fewer draws, the CDNOW sample).
+    force : bool
+        Refit every model even when a cached fit matches.
+    cache : bool
+        Read and write cached fits in the run folder (False: fit in memory only).
+    root : path, optional
+        Folder that relative ``outputs`` paths are under (default: the working directory).
+    log : callable
+        Where progress lines go (default ``print``; ``lambda s: None`` for silence).
+    progress : bool
+        Samplers' progress bars.
+    """
+
+    def __init__(self, config: RunConfig | str | Path | dict[str, Any], *, quick: bool | None = None,
+                 force: bool = False, cache: bool = True, root: str | Path | None = None,
+                 log: Callable[[str], None] | None = None, progress: bool = True):  # fmt: skip
+        if not isinstance(config, RunConfig):
+            config = load_config(config, quick=quick)
+        elif quick is not None:
+            config = config.model_copy(update=dict(quick=quick))
+        self.config = config.resolved()
+        self.force, self.cache, self.progress = force, cache, progress
+        self.root = Path(root) if root is not None else Path.cwd()
+        self._log = log or (lambda msg: print(f"[{self.config.name}] {msg}", flush=True))
+        self.timings: dict[str, float] = {}
+        self.cached_fits: dict[str, bool] = {}
+        self._done: dict[str, Any] = {}
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / self.config.run_dir
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / self.config.report_dir
+
+    def log(self, msg: str) -> None:
+        self._log(msg)
+
+    def _stage(self, name: str, compute: Callable[[], Any]) -> Any:
+        if name not in self._done:
+            t0 = time.perf_counter()
+            self._done[name] = compute()
+            self.timings[name] = round(time.perf_counter() - t0, 2)
+            self.log(f"{name} done in {self.timings[name]:.1f} s")
+        return self._done[name]
+
+    def run(self) -> StudyResults:
+        """Run every stage (those already computed are reused); returns all results."""
+        t0 = time.perf_counter()
+        parts = {name: getattr(self, name)() for name in STAGES}
+        self.timings["total"] = round(time.perf_counter() - t0, 2)
+        return StudyResults(config=self.config, timings=dict(self.timings), **parts)
+
+    def _fit(self, folder: str, make: Callable[[], Any], data: pd.DataFrame, section: ModelConfig,
+             seed: int, settings: dict[str, Any]) -> tuple[Any, bool]:  # fmt: skip
+        """Fit ``make()`` on ``data``, or load the cached fit in ``run_dir/folder`` whose key matches."""
+        model = make()
+        key = fit_cache_key(model.model_name, {**settings, **_fit_options(section)}, seed, data_hash(data))
+        path = self.run_dir / folder
+        if self.cache and not self.force and (path / "metadata.json").exists():
+            try:
+                cached = type(model).load(path)
+            except Exception as exc:  # an unreadable folder is refitted, and said so
+                self.log(f"{folder}: cached fit unreadable ({exc}); refitting")
+            else:
+                if cached.saved_extra_.get("cache_key") == key:
+                    self.log(f"{folder}: cached fit reused ({path})")
+                    self.cached_fits[folder] = True
+                    return cached, True
+        model.fit(data, seed=seed, progressbar=self.progress, time_unit=self.config.features.time_unit,
+                  **_fit_options(section))  # fmt: skip
+        if self.cache:
+            model.save(path, extra={"cache_key": key})
+        self.cached_fits[folder] = False
+        return model, False
+
+    # ---- 1. data -----------------------------------------------------------------------------
+    def data(self) -> DataResult:
+        """Load and validate the transaction log (``config.data``)."""
+        return self._stage("data", self._data)
+
+    def _data(self) -> DataResult:
+        from .data import load_cdnow_with_report, load_transactions
+
+        d = self.config.data
+        if d.source in ("cdnow", "cdnow_sample"):
+            tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample")
+        else:
+            source = Path(d.source) if Path(d.source).is_absolute() else self.root / d.source
+            tx, report = load_transactions(source, customer_col=d.customer_col, date_col=d.date_col,
+                                           amount_col=d.amount_col, segment_cols=d.segment_cols,
+                                           pseudonymise=d.pseudonymise)  # fmt: skip
+        self.log(f"data: {len(tx):,} purchase days, {tx['customer_id'].nunique():,} customers")
+        return DataResult(transactions=tx, validation=report, hash=data_hash(tx))
+
+    # ---- 2. features -------------------------------------------------------------------------
+    def features(self) -> FeaturesResult:
+        """Calibration / holdout RFM table, RFM scores, cohorts (``config.features``)."""
+        return self._stage("features", self._features)
+
+    def _features(self) -> FeaturesResult:
+        from .features import calibration_holdout, cohorts, interpurchase_times, rfm_scores
+
+        f, d = self.config.features, self.config.data
+        tx = self.data().transactions
+        rfm = calibration_holdout(tx, f.calibration_end, f.observation_end, time_unit=f.time_unit,
+                                  segment_cols=d.segment_cols, whole_periods=f.whole_periods,
+                                  cohort_freq=f.cohort_freq)  # fmt: skip
+        rfm = rfm_scores(rfm)
+        counts = rfm["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
+        sizes = cohorts(tx, f.cohort_freq, observation_end=f.calibration_end).sizes
+        result = FeaturesResult(rfm=rfm, cohort_sizes=sizes, rfm_segments=counts, hash=data_hash(rfm),
+                                interpurchase=interpurchase_times(tx, observation_end=f.calibration_end))  # fmt: skip
+        self.log(f"features: {len(rfm):,} customers ({result.n_repeaters:,} repeaters) in calibration "
+                 f"to {f.calibration_end}")  # fmt: skip
+        return result
+
+    # ---- 3. purchase model -------------------------------------------------------------------
+    def purchase(self) -> PurchaseResult:
+        """Hierarchical BG/NBD and its holdout predictions (``config.bgnbd``)."""
+        return self._stage("purchase", self._purchase)
+
+    def _purchase(self) -> PurchaseResult:
+        from .evaluate import holdout_check
+        from .models.bgnbd import BGNBD
+
+        m, f, seed = self.config.bgnbd, self.config.features, self.config.seed
+        rfm = self.features().rfm
+
+        def fit(pooling: str, folder: str) -> tuple[Any, bool]:
+            settings = dict(pooling=pooling, segment=f.segment, parameterization=m.parameterization)
+            return self._fit(folder, lambda: BGNBD(**settings), rfm, m, seed, settings)
+
+        model, cached = fit(m.pooling, "bgnbd")
+        conv = model.convergence_
+        self.log(f"bgnbd ({m.pooling}, by {f.segment}): " + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
+                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        fits = {m.pooling: model}
+        if m.compare_pooling and f.segment:
+            for pooling in POOLINGS:
+                if pooling not in fits:
+                    fits[pooling] = fit(pooling, f"bgnbd_{pooling}")[0]
+        duration = float(rfm["duration_holdout"].iloc[0])
+        thin = _thin(m, m.prediction_draws)
+        expected = model.expected_purchases(duration, thin=thin).mean(("chain", "draw")).to_series()
+        return PurchaseResult(
+            model=model, pooling_fits=fits if len(fits) > 1 else {}, holdout_duration=duration,
+            holdout_check=holdout_check(rfm, expected, segment=f.segment),
+            holdout_draws=model.sample_holdout_purchases(duration, thin=thin, seed=seed),
+            p_alive=model.p_alive(thin=thin).mean(("chain", "draw")).to_series(),
+            p_no_purchase=model.p_no_purchase(duration, thin=thin).mean(("chain", "draw")).to_series(),
+            cached=cached,
+        )  # fmt: skip
+
+    # ---- 4. spend model ----------------------------------------------------------------------
+    def spend(self) -> SpendResult:
+        """Hierarchical Gamma-Gamma on the repeat customers (``config.gamma_gamma``)."""
+        return self._stage("spend", self._spend)
+
+    def _spend(self) -> SpendResult:
+        from .models.gamma_gamma import GammaGamma, independence_check
+
+        m, f = self.config.gamma_gamma, self.config.features
+        rfm = self.features().rfm
+        repeaters = rfm[rfm["frequency"] > 0]
+        zero = repeaters["monetary_value"] <= 0  # the Gamma likelihood needs spend > 0
+        if zero.any():
+            self.log(f"gamma-gamma: {int(zero.sum())} repeat customer(s) with zero mean repeat spend left out of "
+                     f"the fit (e.g. {list(repeaters.loc[zero, 'customer_id'].head(3))}); their CLV is still computed")
+        fit_data = repeaters[~zero]
+        settings = dict(pooling=m.pooling, segment=f.segment)
+        model, cached = self._fit("gamma_gamma", lambda: GammaGamma(**settings), fit_data, m, self.config.seed + 1,
+                                  settings)  # fmt: skip
+        conv = model.convergence_
+        self.log(f"gamma-gamma ({m.pooling}): " + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
+                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        replicates = model.sample_mean_spend(thin=_thin(m, m.prediction_draws), seed=self.config.seed).values
+        return SpendResult(model=model, fit_data=fit_data, excluded=repeaters[zero],
+                           independence=independence_check(fit_data, f.segment),
+                           spend_replicates=replicates.reshape(-1, replicates.shape[-1]), cached=cached)  # fmt: skip
+
+    # ---- 5. posterior CLV --------------------------------------------------------------------
+    def segment_columns(self) -> list[str]:
+        """Columns CLV is summarised by: the models' segment, then the data's segment columns."""
+        f = self.config.features
+        cols = [f.segment] if f.segment else []
+        return cols + [c for c in self.config.data.segment_cols if c not in cols]
+
+    def clv(self) -> CLVResult:
+        """Posterior CLV per customer and segment, lifecycle, sensitivity, CLV/CAC (``config.clv``)."""
+        return self._stage("clv", self._clv)
+
+    def _clv(self) -> CLVResult:
+        from .clv import cac_ratio, customer_lifetime_value, lifecycle_stage, sensitivity
+
+        c, rfm = self.config.clv, self.features().rfm
+        bg, gg = self.purchase().model, self.spend().model
+        segments = self.segment_columns()
+        settings = dict(horizon=c.horizon, period=c.period, discount_rate=c.discount_rate)
+        post = customer_lifetime_value(bg, gg, rfm, margin=c.margin, segment=segments, threshold=c.thresholds,
+                                       hdi_prob=c.hdi_prob, **settings)  # fmt: skip
+        crm = lifecycle_stage(post, rfm, new_tenure=c.new_tenure, active_p_alive=c.active_p_alive,
+                              lapsed_p_alive=c.lapsed_p_alive)  # fmt: skip
+        total = post.summary(ALL_SEGMENTS)["total_mean"].iloc[0]
+        self.log(f"clv: {len(crm):,} customers, total {total:,.0f} over {c.horizon} {c.period} "
+                 f"(margin {c.margin}, discount {c.discount_rate}/period)")  # fmt: skip
+        sens = sensitivity(bg, gg, rfm, max_draws=c.sensitivity_draws,  # the whole base
+                           discount_rates=c.sensitivity_discount_rates, margins=c.sensitivity_margins,
+                           horizon=c.horizon, period=c.period)  # fmt: skip
+        channel = self.config.cac_segment
+        return CLVResult(
+            posterior=post, customers=crm,
+            by_segment={col: post.summary(col) for col in [ALL_SEGMENTS, *segments]},
+            stage_tier=crm.groupby(["stage", "value_tier"], observed=True).size().unstack(fill_value=0),
+            sensitivity=sens, cac=cac_ratio(post, c.cac, segment=channel) if c.cac else None,
+        )  # fmt: skip
+
+    # ---- 6. churn ----------------------------------------------------------------------------
+    def churn(self) -> ChurnResult:
+        """Lapse table, Kaplan-Meier, Cox and the churn-score comparison (``config.survival``)."""
+        return self._stage("churn", self._churn)
+
+    def _churn(self) -> ChurnResult:
+        from .evaluate import calibration_curve, churn_comparison, holdout_churn_labels, roc_table
+        from .features.lapse import lapse_table, suggest_lapse_threshold
+        from .models.survival import CoxChurnModel, KaplanMeierBySegment, train_test_split_customers
+
+        f, s, seed = self.config.features, self.config.survival, self.config.seed
+        tx = self.data().transactions
+        cal_end, obs_end = pd.Timestamp(f.calibration_end), pd.Timestamp(f.observation_end)
+        if s.lapse_after is None:
+            lapse_after, why = suggest_lapse_threshold(tx, s.lapse_quantile, f.time_unit, cutoff=cal_end)
+        else:
+            lapse_after, why = s.lapse_after, f"lapse_after = {s.lapse_after:g} {f.time_unit} (from the config)"
+        table = lapse_table(tx, cal_end, lapse_after, f.time_unit, cohort_freq=f.cohort_freq,
+                            segment_cols=self.config.data.segment_cols)  # fmt: skip
+        km = KaplanMeierBySegment().fit(table, f.segment)
+        cox_settings = dict(segment=f.segment, penalizer=s.penalizer, log1p=list(s.log1p))
+        train, test = train_test_split_customers(table, s.test_fraction, seed=seed)
+        concordance = CoxChurnModel(**cox_settings).fit(train).concordance(test)
+        cox = CoxChurnModel(**cox_settings).fit(table)
+        self.log(f"churn: lapse after {lapse_after:g} {f.time_unit}, held-out concordance {concordance:.3f}")
+        # churn in the holdout window: the Cox lapse probability against the BG/NBD posterior scores
+        horizon = (obs_end - cal_end).days / unit_days(f.time_unit)
+        labels = holdout_churn_labels(tx, cal_end, obs_end)
+        purchase = self.purchase()
+        scores = {"Cox P(lapse)": cox.predict_lapse_probability(table, horizon),
+                  "BG/NBD 1 - P(alive)": 1.0 - purchase.p_alive,
+                  "BG/NBD P(no purchase in holdout)": purchase.p_no_purchase}  # fmt: skip
+        segment = table.set_index("customer_id")[f.segment] if f.segment else None
+        return ChurnResult(
+            lapse_after=float(lapse_after), lapse_explanation=why, lapse_table=table, km=km, cox=cox,
+            concordance=float(concordance), hazard_ratios=cox.hazard_ratios(), ph_check=cox.check_proportional_hazards(),
+            labels=labels, scores=scores, comparison=churn_comparison(labels, scores, segment=segment),
+            calibration=calibration_curve(labels, scores, n_bins=s.calibration_bins), roc=roc_table(labels, scores),
+        )  # fmt: skip
+
+
+def _convergence_line(conv: dict[str, Any]) -> str:
+    return (f"max R-hat {conv['max_r_hat']:.3f}, min bulk ESS {conv['min_ess_bulk']:,.0f}, "
+            f"min tail ESS {conv['min_ess_tail']:,.0f}, divergences {conv['divergences']}, "
+            f"min BFMI {min(conv['bfmi']):.2f}")  # fmt: skip
