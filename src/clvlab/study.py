@@ -187,6 +187,14 @@ def fit_cache_key(model: str, settings: dict[str, Any], seed: int, data_sha: str
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _saved_key(folder: Path) -> str | None:
+    """The cache key a saved fit was written with (None: no readable metadata)."""
+    try:
+        return json.loads((folder / "metadata.json").read_text()).get("extra", {}).get("cache_key")
+    except (OSError, ValueError):
+        return None
+
+
 def _fit_options(m: ModelConfig) -> dict[str, Any]:
     return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
                 target_accept=m.target_accept)  # fmt: skip
@@ -246,11 +254,13 @@ class Study:
         self._log(msg)
 
     def _stage(self, name: str, compute: Callable[[], Any]) -> Any:
+        """Compute a stage once; its timing excludes the earlier stages it pulled in."""
         if name not in self._done:
-            t0 = time.perf_counter()
+            t0, nested = time.perf_counter(), sum(self.timings.values())
             self._done[name] = compute()
-            self.timings[name] = round(time.perf_counter() - t0, 2)
-            self.log(f"{name} done in {self.timings[name]:.1f} s")
+            own = time.perf_counter() - t0 - (sum(self.timings.values()) - nested)
+            self.timings[name] = round(own, 2)
+            self.log(f"{name} done in {own:.1f} s")
         return self._done[name]
 
     def run(self) -> StudyResults:
@@ -266,16 +276,15 @@ class Study:
         model = make()
         key = fit_cache_key(model.model_name, {**settings, **_fit_options(section)}, seed, data_hash(data))
         path = self.run_dir / folder
-        if self.cache and not self.force and (path / "metadata.json").exists():
+        if self.cache and not self.force and _saved_key(path) == key:
             try:
                 cached = type(model).load(path)
             except Exception as exc:  # an unreadable folder is refitted, and said so
                 self.log(f"{folder}: cached fit unreadable ({exc}); refitting")
             else:
-                if cached.saved_extra_.get("cache_key") == key:
-                    self.log(f"{folder}: cached fit reused ({path})")
-                    self.cached_fits[folder] = True
-                    return cached, True
+                self.log(f"{folder}: cached fit reused ({path})")
+                self.cached_fits[folder] = True
+                return cached, True
         model.fit(data, seed=seed, progressbar=self.progress, time_unit=self.config.features.time_unit,
                   **_fit_options(section))  # fmt: skip
         if self.cache:
