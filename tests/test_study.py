@@ -153,10 +153,14 @@ def test_cli_bad_input_exits_2_with_one_message(argv, expected, capsys):
 
 
 def test_cli_refuses_unknown_suffixes(tmp_path, capsys):
-    pq = tmp_path / "rfm.pq"
+    xlsx = tmp_path / "rfm.xlsx"
+    xlsx.write_text("x")
+    assert main(["fit", "gg", "--input", str(xlsx), "--out", str(tmp_path / "m")]) == 2
+    assert "unsupported suffix '.xlsx'" in capsys.readouterr().err
+    pq = tmp_path / "rfm.pq"  # read as Parquet (not as CSV), and refused when it is not one
     pq.write_text("x")
     assert main(["fit", "gg", "--input", str(pq), "--out", str(tmp_path / "m")]) == 2
-    assert "unsupported suffix '.pq'" in capsys.readouterr().err
+    assert "not a readable table" in capsys.readouterr().err
     tx = tmp_path / "tx.csv"
     tx.write_text("customer_id,date,amount\n1,2020-01-01,5\n")
     assert main(["rfm", "--input", str(tx), "--calibration-end", "2020-06-30", "--observation-end", "2020-12-31",

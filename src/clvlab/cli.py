@@ -19,6 +19,9 @@ from .choices import METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
 TABLE_SUFFIXES = (".parquet", ".csv")
+"""Formats clvlab writes tables in (by the output's suffix)."""
+READ_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
+"""Formats an RFM table is read from."""
 
 
 def _add_columns(p: argparse.ArgumentParser) -> None:
@@ -61,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation-end", required=True)
     p.add_argument("--time-unit", choices=TIME_UNITS, default="W")
     p.add_argument("--whole-periods", action="store_true")
+    p.add_argument("--pseudonymise", action="store_true",
+                   help="replace customer ids by a salted HMAC (salt from the CLVLAB_SALT environment variable)")
     p.add_argument("--out", required=True, help="output .parquet or .csv")
 
     fit = sub.add_parser("fit", help="fit a model to an RFM table").add_subparsers(dest="model", required=True)
@@ -79,8 +84,8 @@ def _check_input(path: str, what: str = "--input") -> Path:
     problems = []
     if not p.is_file():
         problems.append(f"{what} {path}: no such file")
-    elif p.suffix.lower() not in TABLE_SUFFIXES:
-        problems.append(f"{what} {path}: unsupported suffix {p.suffix!r}; expected one of {TABLE_SUFFIXES}")
+    elif not p.name.lower().endswith(READ_SUFFIXES):
+        problems.append(f"{what} {path}: unsupported suffix {p.suffix!r}; expected one of {READ_SUFFIXES}")
     if problems:
         raise ClvlabInputError(problems, what="argument")
     return p
@@ -95,9 +100,16 @@ def _check_output(path: str) -> None:
 def _read_table(path: Path):
     import pandas as pd
 
-    if path.suffix.lower() == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path, dtype={"customer_id": str})  # ids are labels: keep leading zeros
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, dtype={"customer_id": str})  # ids are labels: keep leading zeros
+    except (OSError, ValueError) as exc:  # 0-byte, corrupt or header-only files
+        raise ClvlabInputError(f"--input {path}: not a readable table ({exc})", what="argument") from None
+    if len(table) == 0:
+        raise ClvlabInputError(f"--input {path}: no rows", what="argument")
+    return table
 
 
 def cmd_rfm(args: argparse.Namespace) -> None:
@@ -105,13 +117,15 @@ def cmd_rfm(args: argparse.Namespace) -> None:
     from .features import calibration_holdout
     from .io import write_table
 
-    _check_input(args.input)
-    _check_output(args.out)
+    _check_output(args.out)  # before the work; the input is checked by load_transactions
     segments = [c for c in args.segment_cols.split(",") if c]
     tx, report = load_transactions(args.input, customer_col=args.customer_col, date_col=args.date_col,
-                                   amount_col=args.amount_col, segment_cols=segments)
+                                   amount_col=args.amount_col, segment_cols=segments, pseudonymise=args.pseudonymise)
     rfm = calibration_holdout(tx, args.calibration_end, args.observation_end, time_unit=args.time_unit,
                               segment_cols=segments, whole_periods=args.whole_periods)
+    if len(rfm) == 0:
+        raise ClvlabInputError(f"no customer made a first purchase on or before --calibration-end "
+                               f"{args.calibration_end} (data from {report.date_min:%Y-%m-%d})", what="argument")
     write_table(rfm, args.out)
     repeaters = int((rfm["frequency"] > 0).sum())
     print(f"customers      {len(rfm):,}  (repeaters in calibration: {repeaters:,}, {repeaters / len(rfm):.1%})")

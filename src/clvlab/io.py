@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,34 @@ from typing import Any
 import pandas as pd
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk, so a rename never outlives its data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(parent: Path, pattern: str) -> None:
+    """Remove what a killed writer left (temporary files / folders matching ``pattern``)."""
+    for stale in parent.glob(pattern):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``."""
+    """Yield a temporary path next to ``path``; on success fsync it and rename it onto ``path``.
+
+    A reader sees the old file or the new one, never a part; temporary files a killed writer
+    left for the same target are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path.parent, f".{path.name}.*.tmp")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -29,10 +54,62 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
     try:
         yield tmp_path
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, *, allowed: set[str] | None = None) -> Iterator[Path]:
+    """Build a folder beside ``path`` and swap it in whole: readers see the old folder or the new.
+
+    The new folder is written as ``.<name>.tmp-<id>``, every file fsynced, then the old folder
+    is renamed aside (``.<name>.old-<id>``), the new one renamed in, and the old one deleted. A
+    writer killed between the two renames leaves only the old folder aside: :func:`recover_dir`
+    (called by readers) puts it back. ``allowed``: the file names the folder may hold; an
+    existing folder with anything else is refused (it is not ours to replace).
+    """
+    from .errors import ClvlabInputError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
+    if allowed is not None and path.is_dir():
+        foreign = sorted(p.name for p in path.iterdir() if p.name not in allowed)
+        if foreign:
+            raise ClvlabInputError(f"{path} holds other files {foreign[:5]}: refusing to replace it; write the "
+                                   "model to an empty folder of its own", what="output folder")  # fmt: skip
+    _remove_stale(path.parent, f".{path.name}.tmp-*")
+    token = uuid.uuid4().hex[:12]
+    tmp = path.parent / f".{path.name}.tmp-{token}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
+        old = path.parent / f".{path.name}.old-{token}"
+        if path.exists():
+            os.rename(path, old)
+        os.rename(tmp, path)
+        _fsync(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_dir(path: str | os.PathLike) -> Path:
+    """Undo a folder swap a killed :func:`atomic_dir` left half done (the old folder set aside)."""
+    path = Path(path)
+    if not path.exists():
+        aside = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if aside:
+            os.rename(aside[-1], path)
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

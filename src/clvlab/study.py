@@ -302,7 +302,7 @@ class Study:
 
         d = self.config.data
         if d.source in ("cdnow", "cdnow_sample"):
-            tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample")
+            tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample", pseudonymise=d.pseudonymise)
         else:
             source = Path(d.source) if Path(d.source).is_absolute() else self.root / d.source
             tx, report = load_transactions(source, customer_col=d.customer_col, date_col=d.date_col,

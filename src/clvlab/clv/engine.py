@@ -21,13 +21,59 @@ import xarray as xr
 from ..choices import ALL_SEGMENTS
 from ..errors import ClvlabInputError
 from ..models.gamma_gamma_math import gg_spend_weight
-from ..models.validation import check_rfm
+from ..features.validation import check_rfm
 from ..stats import HDI_PROB, hdi_inplace
 from .draws import BGNBD_PARAMS, GG_PARAMS, ParamDraws, _segment_codes, param_draws, scale_dropout
 from .math import _inv_d_factored, _pattern_table, _unit_days, clv_period_length, discounted_purchases
 from .result import CLVSettings, PosteriorCLV
 
 __all__ = ["CLVSettings", "PosteriorCLV", "customer_lifetime_value"]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_settings(horizon: Any, discount_rate: Any, margin: Any, thresholds: list[Any], hdi_prob: Any,
+                    max_draws: Any, period_length: Any) -> int:  # fmt: skip
+    """Every CLV argument checked at once (a wrong value must never give a number); returns the horizon."""
+    problems = []
+    if not (_is_number(horizon) and horizon >= 1 and float(horizon).is_integer()):
+        problems.append(f"horizon={horizon!r}: expected a whole number of periods >= 1")
+    if not (_is_number(discount_rate) and 0.0 <= discount_rate < 1.0):
+        problems.append(f"discount_rate={discount_rate!r}: expected a fraction per period in [0, 1) (0.01 = 1%)")
+    if not (_is_number(margin) and 0.0 < margin <= 1.0):
+        problems.append(f"margin={margin!r}: expected a fraction of revenue in (0, 1] (0.3 = 30%)")
+    bad = [t for t in thresholds if not _is_number(t)]
+    if bad:
+        problems.append(f"threshold={bad!r}: expected finite numbers")
+    if not (_is_number(hdi_prob) and 0.0 < hdi_prob < 1.0):
+        problems.append(f"hdi_prob={hdi_prob!r}: expected a probability in (0, 1)")
+    if max_draws is not None and not (_is_number(max_draws) and max_draws >= 1 and float(max_draws).is_integer()):
+        problems.append(f"max_draws={max_draws!r}: expected a whole number >= 1")
+    if period_length is not None and not (_is_number(period_length) and period_length > 0):
+        problems.append(f"period_length={period_length!r}: expected a number > 0")
+    if problems:
+        raise ClvlabInputError(problems, what="CLV settings")
+    return int(horizon)
+
+
+def _check_params(bg: ParamDraws, sp: ParamDraws) -> None:
+    """Model parameters in their domain: BG/NBD and Gamma-Gamma parameters finite and > 0, and
+    q > 1 (else the population mean spend p gamma / (q - 1) is infinite or negative)."""
+    problems = []
+    for model, draws in (("BG/NBD", bg), ("Gamma-Gamma", sp)):
+        for name, v in draws.values.items():
+            bad = ~(np.isfinite(v) & (v > 0))
+            if bad.any():
+                problems.append(f"{model} parameter {name}: {int(bad.sum())} value(s) not finite and > 0 "
+                                f"(e.g. {v[bad].ravel()[:3].tolist()})")  # fmt: skip
+    q = sp.values.get("q")
+    if q is not None and np.any(np.isfinite(q) & (q > 0) & (q <= 1)):
+        problems.append(f"Gamma-Gamma parameter q: {int(np.sum((q > 0) & (q <= 1)))} value(s) <= 1: the population "
+                        "mean spend p gamma / (q - 1) is not finite; expected q > 1")  # fmt: skip
+    if problems:
+        raise ClvlabInputError(problems, what="model parameters")
 
 
 def _resolve_time_unit(bgnbd: Any, time_unit: str | None, data: pd.DataFrame) -> str | None:
@@ -149,12 +195,13 @@ def customer_lifetime_value(
     sp = gg if isinstance(gg, ParamDraws) else param_draws(gg, GG_PARAMS)
     if dropout_scale is not None:
         bg = scale_dropout(bg, dropout_scale)
-    thresholds = [float(threshold)] if np.isscalar(threshold) else [float(t) for t in threshold]
+    thresholds = [threshold] if np.isscalar(threshold) else list(threshold)
+    horizon = _check_settings(horizon, discount_rate, margin, thresholds, hdi_prob, max_draws, period_length)
+    thresholds = [float(t) for t in thresholds]
+    _check_params(bg, sp)
     group_cols = list(dict.fromkeys([c for c in (bg.segment, sp.segment) if c] + _segment_list(segment)))
     data = check_rfm(data, columns=("frequency", "recency", "T", "monetary_value"), segment=group_cols,
                      what="RFM table")  # the one validator of models and CLV
-    if horizon < 1:
-        raise ClvlabInputError(f"horizon={horizon}: expected a positive number of periods", what="argument")
     _unit_days(period, "period")
     if period_length is None:
         if data_unit is None:

@@ -74,10 +74,11 @@ def read_cdnow_raw(sample: bool = False) -> pd.DataFrame:
 
 
 def load_cdnow_with_report(
-    sample: bool = False, *, aggregate_same_day: bool = True
+    sample: bool = False, *, aggregate_same_day: bool = True, pseudonymise: bool = False, salt: str | None = None
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """CDNOW (master, or the 1/10 sample with ``sample=True``) validated like any log,
-    with the :class:`ValidationReport` of the merge."""
+    with the :class:`ValidationReport` of the merge. ``pseudonymise`` / ``salt``: as
+    :func:`~clvlab.data.load_transactions` (ids replaced by a salted HMAC)."""
     raw = read_cdnow_raw(sample)
     frame = raw[["customer_id", "date", "dollar_value", "n_cds"]]
     table, report = load_transactions(
@@ -86,6 +87,8 @@ def load_cdnow_with_report(
         date_format="%Y%m%d",
         aggregate_same_day=aggregate_same_day,
         sum_cols=("n_cds",),
+        pseudonymise=pseudonymise,
+        salt=salt,
     )
     report.source = str(cdnow_dir() / (SAMPLE_FILE if sample else MASTER_FILE))
     if report.n_input_rows != len(raw):  # defensive: validation never drops rows

@@ -206,7 +206,10 @@ def _read_source(source: Any) -> tuple[pd.DataFrame, str, bool]:
         raise ClvlabInputError(f"file not found: {path}", what="transactions")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
-        return pd.read_parquet(path), str(path), True
+        try:
+            return pd.read_parquet(path), str(path), True
+        except (OSError, ValueError) as exc:  # pyarrow: 0-byte or corrupt file
+            raise ClvlabInputError(f"file {path} is not a readable Parquet file ({exc})", what="transactions") from None
     if ".csv" in suffixes[-2:]:
         if path.stat().st_size == 0:
             raise ClvlabInputError(f"file {path} is empty (no header, no rows)", what="transactions")
@@ -292,8 +295,45 @@ def _wall_clock(parsed: pd.Series) -> pd.Series:
     return pd.Series([naive(x) for x in parsed], index=parsed.index, dtype="datetime64[ns]")
 
 
-def _parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
-    """Parse to naive datetime64[ns] (NaT where unparseable); time of day kept here."""
+SLASHED = r"^(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})(?=$|[\sT])"
+"""A slashed day/month date at the start of a value (01/02/1997, 1/2/97 14:00)."""
+
+
+def _slashed_format(parts: pd.DataFrame, col: str) -> str:
+    """The one reading of slashed dates that fits the whole column: month-first or day-first.
+
+    ``parts``: the (first, second, year) fields of every slashed value. Refuses a column where
+    neither reading fits every value, or where both fit and they differ (e.g. 01/02/1997 alone):
+    never some rows one way and some the other.
+    """
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    shown = parts[0] + "/" + parts[1] + "/" + parts[2]
+    year_fmt = "%Y" if parts[2].str.len().eq(4).all() else ("%y" if parts[2].str.len().eq(2).all() else None)
+    problems = []
+    if year_fmt is None:
+        problems.append(f"column {col!r}: slashed dates mix 2- and 4-digit years; pass date_format= (e.g. '%d/%m/%Y')")
+    month_first = bool(((first >= 1) & (first <= 12) & (second >= 1) & (second <= 31)).all())
+    day_first = bool(((second >= 1) & (second <= 12) & (first >= 1) & (first <= 31)).all())
+    if month_first and day_first and bool((first != second).any()):
+        ex = shown[first != second].unique()[:3].tolist()
+        problems.append(f"column {col!r}: slashed dates such as {ex} read both month-first and day-first; pass "
+                        "date_format= ('%m/%d/%Y' or '%d/%m/%Y') to say which")  # fmt: skip
+    elif not (month_first or day_first):
+        mdy = shown[second > 12].unique()[:3].tolist()  # only month-first reads these
+        dmy = shown[first > 12].unique()[:3].tolist()  # only day-first reads these
+        problems.append(f"column {col!r}: slashed dates fit neither reading throughout: {mdy} are month-first, "
+                        f"{dmy} day-first; pass date_format= or fix the file")  # fmt: skip
+    if problems:
+        raise ClvlabInputError(problems, what="transactions")
+    return ("%m/%d/" if month_first else "%d/%m/") + year_fmt
+
+
+def _parse_dates(values: pd.Series, date_format: str | None, col: str = "date") -> pd.Series:
+    """Parse to naive datetime64[ns] (NaT where unparseable); time of day kept here.
+
+    Without ``date_format`` one format is inferred for the column; slashed day/month dates are
+    read one way for the whole column (:func:`_slashed_format`), never value by value.
+    """
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return _wall_clock(values)
 
@@ -304,11 +344,20 @@ def _parse_dates(values: pd.Series, date_format: str | None) -> pd.Series:
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format": retried below
             if date_format is not None:
                 return _wall_clock(pd.to_datetime(text, format=date_format, errors="coerce"))
-            # infer one format from the data (fast), then retry the misses value by value
-            parsed = _wall_clock(pd.to_datetime(text, errors="coerce"))
-            retry = parsed.isna()
-            if retry.any():
-                parsed[retry] = _wall_clock(pd.to_datetime(text[retry], format="mixed", errors="coerce"))
+            parts = text.str.extract(SLASHED)
+            slashed = parts[0].notna()
+            parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+            if slashed.any():
+                fmt = _slashed_format(parts[slashed], col)
+                day = parts.loc[slashed, 0] + "/" + parts.loc[slashed, 1] + "/" + parts.loc[slashed, 2]
+                parsed[slashed] = pd.to_datetime(day, format=fmt, errors="coerce")
+            rest = ~slashed
+            if rest.any():  # infer one format (fast), then retry the misses value by value
+                other = _wall_clock(pd.to_datetime(text[rest], errors="coerce"))
+                retry = other.isna()
+                if retry.any():
+                    other[retry] = _wall_clock(pd.to_datetime(text[rest][retry], format="mixed", errors="coerce"))
+                parsed[rest] = other
         return parsed
 
     return _on_uniques(values, parse).astype("datetime64[ns]")
@@ -418,7 +467,7 @@ def load_transactions(
                     f"column {date_col!r} (date): {int(blank.sum())} missing date(s), "
                     f"e.g. {_examples(blank, dvals, row_label)}"
                 )
-            parsed_dates = _parse_dates(dvals.where(~blank), date_format)
+            parsed_dates = _parse_dates(dvals.where(~blank), date_format, date_col)
             bad = parsed_dates.isna() & ~blank
             if bad.any():
                 fmt = f"format {date_format!r}" if date_format else "a recognisable date format"
@@ -520,8 +569,16 @@ def load_transactions(
 
     if aggregate_same_day:
         keep = np.flatnonzero(np.r_[True, (cust_rank[1:] != cust_rank[:-1]) | (day[1:] != day[:-1])])
-        amount = np.add.reduceat(amount, keep)
-        sums = {col: np.add.reduceat(v[perm], keep) for col, v in sums.items()}
+        with np.errstate(over="ignore"):
+            amount = np.add.reduceat(amount, keep)
+            sums = {col: np.add.reduceat(v[perm], keep) for col, v in sums.items()}
+        overflow = {col: ~np.isfinite(v) for col, v in {amount_col: amount, **sums}.items()
+                    if v.dtype.kind == "f" and not np.isfinite(v).all()}  # fmt: skip
+        if overflow:  # finite rows whose same-day sum is not: never an inf in the table
+            raise ClvlabInputError(
+                [f"column {col!r}: the same-day sum of {int(bad.sum())} customer-day(s) overflows to infinity "
+                 f"(e.g. customer {cust_uniq[cust_code[perm][keep][bad][0]]!r}); values this large are not amounts"
+                 for col, bad in overflow.items()], what=f"transactions in {source_desc}")  # fmt: skip
     else:
         keep = np.arange(n_input)
         sums = {col: v[perm] for col, v in sums.items()}

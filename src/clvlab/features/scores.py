@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
+from clvlab.features.validation import RECENCY_TOLERANCE
 
 __all__ = ["SegmentRule", "SEGMENT_RULES", "SEGMENTS", "quantile_scores", "rfm_scores", "segment_of"]
 
@@ -102,6 +103,10 @@ def rfm_scores(rfm: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
             if bad.any():
                 problems.append(f"column {col!r} is NaN or negative in {int(bad.sum())} row(s) "
                                 f"(e.g. index {list(rfm.index[bad][:3])}): expected >= 0")
+        over = rfm["recency"] > rfm["T"] * (1 + RECENCY_TOLERANCE) + RECENCY_TOLERANCE
+        if over.any():
+            problems.append(f"column 'recency': recency > T in {int(over.sum())} row(s) "
+                            f"(e.g. index {list(rfm.index[over][:3])}): expected recency <= T")
     if problems:
         raise ClvlabInputError(problems, what="RFM table")
     out = rfm.copy()

@@ -3,7 +3,7 @@
 A subclass is mostly its math. It declares
 
 * ``rfm_columns`` (class attribute)    the RFM columns it reads (checked by the one shared
-  validator, :func:`clvlab.models.validation.check_rfm`);
+  validator, :func:`clvlab.features.validation.check_rfm`);
 * ``default_priors`` (class attribute) its priors by name (``priors=`` overrides are checked
   against these keys);
 * ``diagnostic_vars`` / ``summary_vars`` (class attributes) variables whose R-hat / ESS are
@@ -50,10 +50,10 @@ import xarray as xr
 
 from clvlab.choices import ALL_SEGMENTS, METHODS, POOLINGS, SAMPLERS, TIME_UNITS
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
-from clvlab.io import atomic_path, write_json, write_table
+from clvlab.io import atomic_dir, recover_dir, write_table
 from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, convergence_problems, convergence_report
 from clvlab.models.inference import DEFAULT_TUNE, MAP_MODE, NUTPIE_TUNE, _map_posterior, _sample_nuts
-from clvlab.models.validation import check_rfm, examples
+from clvlab.features.validation import check_rfm, examples
 from clvlab.stats import HDI_PROB, hdi
 from clvlab.versions import data_hash, package_versions
 
@@ -63,7 +63,12 @@ __all__ = ["BFMI_MIN", "DEFAULT_TUNE", "ESS_MIN", "MAP_MODE", "NUTPIE_TUNE", "RH
 POSTERIOR_FILE = "posterior.nc"
 METADATA_FILE = "metadata.json"
 DATA_FILE = "data.parquet"
+DIAGNOSTICS_FILE = "diagnostics.csv"
+MODEL_FILES = (POSTERIOR_FILE, METADATA_FILE, DATA_FILE, DIAGNOSTICS_FILE)
+"""What a saved model's folder holds (a folder with anything else is not replaced)."""
 ALL = ALL_SEGMENTS  # the single segment name when a model has no segment column
+MIN_FIT_ROWS = 30
+"""Fewer customers than this in a fit: a warning (a converged sampler then describes the prior)."""
 
 
 class BayesianEstimator:
@@ -127,6 +132,11 @@ class BayesianEstimator:
         self._check_settings()
         df = check_rfm(data, columns=self.rfm_columns, segment=self.segment, numeric=self._numeric_columns(),
                        rules=self._fit_rules if fitting else None)  # fmt: skip
+        if fitting and 0 < len(df) < MIN_FIT_ROWS:
+            warnings.warn(
+                f"{self.model_name}: only {len(df)} customer(s) to fit: the posterior is mostly the prior, "
+                "whatever the sampler diagnostics say", UserWarning, stacklevel=3,
+            )  # fmt: skip
         return self._after_validate(df, fitting)
 
     def _data_or_fit_data(self, data: pd.DataFrame | None) -> pd.DataFrame:
@@ -234,6 +244,13 @@ class BayesianEstimator:
             problems.append(f"method={method!r}: expected one of {METHODS}")
         if method == "nuts" and sampler not in SAMPLERS:
             problems.append(f"sampler={sampler!r}: expected one of {SAMPLERS}")
+        for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("tune", tune, 0), ("seed", seed, 0)):
+            if name == "tune" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                problems.append(f"{name}={value!r}: expected a whole number >= {low}")
+        if isinstance(target_accept, bool) or not isinstance(target_accept, int | float) or not 0 < target_accept < 1:
+            problems.append(f"target_accept={target_accept!r}: expected a probability in (0, 1)")
         unit = time_unit if time_unit is not None else getattr(data, "attrs", {}).get("time_unit")
         if unit is not None and unit not in TIME_UNITS:
             problems.append(f"time_unit={unit!r}: expected one of {TIME_UNITS} (the unit of recency and T)")
@@ -392,16 +409,11 @@ class BayesianEstimator:
         """
         self._check_fitted()
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
         groups = {"posterior": self.posterior_}
         if "sample_stats" in self.idata_.children:
             stats = self.idata_["sample_stats"].to_dataset()
             groups["sample_stats"] = stats[[v for v in stats.data_vars if stats[v].dtype != object]]
         tree = xr.DataTree.from_dict(groups)
-        with atomic_path(run_dir / POSTERIOR_FILE) as tmp:
-            tree.to_netcdf(tmp, engine="h5netcdf")
-        if getattr(self, "data_", None) is not None:
-            write_table(self.data_, run_dir / DATA_FILE)
         meta = dict(
             model=self.model_name,
             config=self._config(),
@@ -412,9 +424,15 @@ class BayesianEstimator:
             saved_at=pd.Timestamp.now(tz="UTC").isoformat(),
             extra=extra or {},
         )
-        if self.diagnostics_ is not None:
-            write_table(self.diagnostics_, run_dir / "diagnostics.csv")
-        write_json(run_dir / METADATA_FILE, meta)  # last: a folder without it is incomplete
+        # the whole folder is built beside run_dir and swapped in: a reader (or a killed writer)
+        # never leaves a posterior of one fit next to the metadata of another
+        with atomic_dir(run_dir, allowed=set(MODEL_FILES)) as tmp:
+            tree.to_netcdf(tmp / POSTERIOR_FILE, engine="h5netcdf")
+            if getattr(self, "data_", None) is not None:
+                write_table(self.data_, tmp / DATA_FILE)
+            if self.diagnostics_ is not None:
+                write_table(self.diagnostics_, tmp / DIAGNOSTICS_FILE)
+            (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         return run_dir
 
     @classmethod
@@ -432,7 +450,7 @@ class BayesianEstimator:
             Fitted: posterior, diagnostics, state, the data's time unit (``time_unit_``) and the
             fit data (``data_``, when the folder has it), so predictions need no arguments.
         """
-        run_dir = Path(run_dir)
+        run_dir = recover_dir(run_dir)  # a swap a killed writer left half done
         if not (run_dir / METADATA_FILE).exists():
             raise ClvlabInputError(f"{run_dir}: no {METADATA_FILE} (not a saved model, or an unfinished save)",
                                    what="run folder")  # fmt: skip
@@ -448,7 +466,7 @@ class BayesianEstimator:
         obj.posterior_ = tree["posterior"].to_dataset()
         obj.fit_info_ = meta.get("fit", {})
         obj.convergence_ = meta.get("convergence")
-        diag = run_dir / "diagnostics.csv"
+        diag = run_dir / DIAGNOSTICS_FILE
         obj.diagnostics_ = pd.read_csv(diag, keep_default_na=False) if diag.exists() else None
         obj._set_state(meta.get("state", {}))
         obj.data_ = pd.read_parquet(run_dir / DATA_FILE) if (run_dir / DATA_FILE).exists() else None

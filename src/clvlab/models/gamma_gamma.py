@@ -30,7 +30,7 @@ from clvlab.models import gamma_gamma_math as gm
 from clvlab.choices import ALL_SEGMENTS
 from clvlab.models.base import BayesianEstimator
 from clvlab.models.hierarchy import ParamPrior, segment_parameter
-from clvlab.models.validation import examples as _examples
+from clvlab.features.validation import examples as _examples
 from clvlab.stats import HDI_PROB, hdi_sorted
 
 __all__ = ["GammaGamma", "independence_check", "DEFAULT_PRIORS"]
