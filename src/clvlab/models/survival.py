@@ -23,10 +23,11 @@ import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 
+from ..choices import ALL_SEGMENTS
 from ..errors import ClvlabInputError
 from ..features.lapse import EARLY_COLUMNS
 
-ALL = "all"
+ALL = ALL_SEGMENTS  # the one "all segments" label
 """Segment label used for pooled (all-customer) rows in tidy outputs."""
 
 
