@@ -366,3 +366,16 @@ def test_stats_hdi_equals_arviz(prob: float) -> None:
     lo_in, hi_in = stats.hdi_inplace(v.copy(), prob)
     np.testing.assert_array_equal(lo_in, lo)
     np.testing.assert_array_equal(hi_in, hi)
+
+
+def test_group_totals_are_bit_identical_whatever_the_thread_timing(segmented) -> None:
+    """Chunks run on 2 threads; their per-draw sums are added in chunk order, so the totals do not
+    depend on which thread finished first (they did before: floating-point addition is not associative)."""
+    data, bg, gg = segmented
+    runs = [clv.customer_lifetime_value(bg, gg, data, segment=["channel"], chunk_size=7, n_threads=2,
+                                        customer_summaries=False) for _ in range(5)]  # fmt: skip
+    one = clv.customer_lifetime_value(bg, gg, data, segment=["channel"], chunk_size=7, n_threads=1,
+                                      customer_summaries=False)  # fmt: skip
+    for res in runs:
+        for key in ("all", "channel"):
+            np.testing.assert_array_equal(res.group_totals[key].values, one.group_totals[key].values)

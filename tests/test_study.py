@@ -206,5 +206,7 @@ def test_two_identical_runs_give_bit_identical_tables_and_hashes(first_run, tmp_
     assert data_hash(again.spend.fit_data) == data_hash(res.spend.fit_data)
     for name in ("customers", "sensitivity"):
         assert data_hash(getattr(again.clv, name)) == data_hash(getattr(res.clv, name)), name
+    for col, table in res.clv.by_segment.items():  # per-draw totals: summed in chunk order, not thread order
+        assert data_hash(again.clv.by_segment[col]) == data_hash(table), col
     assert data_hash(again.churn.lapse_table) == data_hash(res.churn.lapse_table)
     pd.testing.assert_frame_equal(again.churn.comparison, res.churn.comparison, check_exact=True)

@@ -9,7 +9,6 @@ array is ever built; memory is bounded by ``chunk_size * n_draws``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -268,9 +267,9 @@ def customer_lifetime_value(
     out_alive = np.empty(n)
     out_spend = np.empty(n)
     totals = np.zeros((n_draws, n_groups_total))
-    lock = threading.Lock()
 
-    def work(item: tuple[int, int]) -> None:
+    def work(item: tuple[int, int]) -> dict[int, np.ndarray]:
+        """One chunk: per-customer summaries written in place; returns its per-draw group sums."""
         s, e = item
         idx = order[s:e]
         gb, gs = g_bg[idx[0]], g_gg[idx[0]]
@@ -311,9 +310,6 @@ def customer_lifetime_value(
             else:
                 for k in np.unique(gc[:, j]):
                     part[int(k)] = clv[gc[:, j] == k].sum(0)
-        with lock:
-            for k, v in part.items():
-                totals[:, k] += v
         out_alive[idx] = alive_mean
         out_spend[idx] = spend_mean
         mean = clv.sum(1) / n_draws
@@ -327,6 +323,11 @@ def customer_lifetime_value(
             else:
                 out_sd[idx] = 0.0
             out_lo[idx], out_hi[idx] = hdi_inplace(clv, hdi_prob)
+        return part
+
+    def add(part: dict[int, np.ndarray]) -> None:  # in chunk order, whatever the threads did: same bits
+        for k, v in part.items():
+            totals[:, k] += v
 
     n_threads = n_threads or min(2, len(items) or 1)
     if progress is None:
@@ -338,12 +339,13 @@ def customer_lifetime_value(
         bar = tqdm(total=n, unit="customer", desc="posterior CLV")
     if n_threads <= 1:
         for it in items:
-            work(it)
+            add(work(it))
             if bar is not None:
                 bar.update(it[1] - it[0])
     else:
         with ThreadPoolExecutor(n_threads) as ex:
-            for it, _ in zip(items, ex.map(work, items), strict=True):
+            for it, part in zip(items, ex.map(work, items), strict=True):  # map yields in submission order
+                add(part)
                 if bar is not None:
                     bar.update(it[1] - it[0])
     if bar is not None:
