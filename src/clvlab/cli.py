@@ -18,8 +18,6 @@ from pathlib import Path
 from .choices import METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
-TABLE_SUFFIXES = (".parquet", ".csv")
-"""Formats clvlab writes tables in (by the output's suffix)."""
 READ_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
 """Formats an RFM table is read from."""
 
@@ -92,9 +90,9 @@ def _check_input(path: str, what: str = "--input") -> Path:
 
 
 def _check_output(path: str) -> None:
-    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
-        raise ClvlabInputError(f"--out {path}: unsupported suffix {Path(path).suffix!r}; expected one of "
-                               f"{TABLE_SUFFIXES}", what="argument")  # fmt: skip
+    from .io import check_table_path
+
+    check_table_path(path, "--out")
 
 
 def _read_table(path: Path):

@@ -122,9 +122,25 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+TABLE_SUFFIXES = (".parquet", ".csv")
+"""Formats tables are written in (chosen by the path's suffix)."""
+
+
+def check_table_path(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` as a Path, or a ClvlabInputError when its suffix is not a table format (call it
+    before the work whose result goes there)."""
+    from .errors import ClvlabInputError
+
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise ClvlabInputError(f"{what} {path}: unsupported suffix {path.suffix!r}; expected one of {TABLE_SUFFIXES}",
+                               what="argument")  # fmt: skip
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a DataFrame as Parquet or CSV (chosen by suffix), atomically."""
-    path = Path(path)
+    path = check_table_path(path)
     suffix = path.suffix.lower()
     if df.attrs:  # Parquet stores attrs as JSON: make dates and the like strings
         df = df.copy(deep=False)
@@ -134,6 +150,4 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
             df.to_parquet(tmp, index=False)
         elif suffix == ".csv":
             df.to_csv(tmp, index=False)
-        else:
-            raise ValueError(f"unsupported table format {suffix!r} for {path}: use .parquet or .csv")
     return path

@@ -18,6 +18,7 @@ from .choices import ALL_SEGMENTS
 from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
 from .report import Badge, Headline, Report, describe_table, format_compact, format_number
 from .study import Study, StudyResults
+from .versions import package_versions
 
 __all__ = ["SECTIONS", "build_report", "clv_table", "diagnostics_badge", "headline_cards", "headline_numbers",
            "parameter_table"]
@@ -130,9 +131,7 @@ def headline_cards(results: StudyResults) -> list[Headline]:
 def parameter_table(summary: pd.DataFrame, segment_level: bool) -> pd.DataFrame:
     """Posterior summary for people: segment-level parameters as a segment x parameter pivot of
     "mean (HDI low – high)", or the population-level ones as one row per parameter."""
-    from .report import format_number as fmt
-
-    cell = summary.assign(value=[f"{fmt(m)} ({fmt(lo)} – {fmt(hi)})" for m, lo, hi in
+    cell = summary.assign(value=[f"{format_number(m)} ({format_number(lo)} – {format_number(hi)})" for m, lo, hi in
                                  zip(summary["mean"], summary["hdi_low"], summary["hdi_high"], strict=True)])  # fmt: skip
     seg = cell["segment"].astype(str).str.len() > 0
     if segment_level:
@@ -195,7 +194,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
     model = p.model
     rep.add_text(sec, f"Pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
                       f"{len(feat.rfm):,} customers" + ("; fit reused from the cache." if p.cached else "."))
-    summary = model.summary()
+    summary = p.summary
     rep.add_table(sec, parameter_table(summary, True), caption=f"Segment parameters: posterior mean ({round(100 * c_cfg.hdi_prob)}% HDI)", index=True)
     rep.add_table(sec, parameter_table(summary, False), caption="Population-level parameters")
     heat_t = m.heatmap_horizon or p.holdout_duration
@@ -216,7 +215,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
         rep.add_note(sec, f"{len(s.excluded):,} repeat customer(s) with zero mean repeat spend were left out of the "
                           f"spend-model fit (e.g. {list(s.excluded['customer_id'].head(3))}); their CLV is still computed.")
     rep.add_table(sec, s.independence, caption="Independence assumption: correlation of frequency and mean repeat spend")
-    gsum = s.model.summary()
+    gsum = s.summary
     rep.add_table(sec, parameter_table(gsum, True), caption="Segment parameters: posterior mean (HDI)", index=True)
     rep.add_table(sec, parameter_table(gsum, False), caption="Population-level parameters")
     rep.add_figure(sec, pc.plot_spend_ppc(s.fit_data["monetary_value"].to_numpy(), s.spend_replicates), "gg_spend_ppc")
@@ -252,12 +251,6 @@ def build_report(study: Study, results: StudyResults) -> Path:
     rep.add_figure(sec, ps.plot_calibration_curves(ch.calibration, ch.comparison), "churn_calibration")
 
     rep.set_footer(config_yaml=yaml.safe_dump(cfg.to_dict(), sort_keys=False), data_hash=d.hash,
-                   versions=_versions(), timings=dict(results.timings))  # fmt: skip
+                   versions=package_versions(), timings=dict(results.timings))  # fmt: skip
     rep.write(self_contained=cfg.outputs.self_contained)  # index.html (+ report_standalone.html)
     return rep.directory / "index.html"
-
-
-def _versions() -> dict[str, str]:
-    from .versions import package_versions
-
-    return package_versions()

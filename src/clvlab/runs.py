@@ -89,8 +89,8 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
     tables: dict[str, pd.DataFrame] = {
         "validation": results.data.validation.to_frame().astype(str),
         "rfm": f.rfm, "rfm_segments": f.rfm_segments, "cohort_sizes": f.cohort_sizes,
-        "bgnbd_summary": p.model.summary(), "bgnbd_holdout_check": p.holdout_check,
-        "gg_independence_check": s.independence, "gg_summary": s.model.summary(),
+        "bgnbd_summary": p.summary, "bgnbd_holdout_check": p.holdout_check,
+        "gg_independence_check": s.independence, "gg_summary": s.summary,
         "clv_customers": _categorical_as_text(c.customers), "clv_sensitivity": c.sensitivity,
         "lapse_table": ch.lapse_table, "cox_hazard_ratios": ch.hazard_ratios, "cox_ph_check": ch.ph_check,
         "churn_comparison": ch.comparison,

@@ -92,6 +92,7 @@ class PurchaseResult:
     holdout_draws: xr.DataArray  # posterior predictive holdout counts (chain, draw, customer_id)
     p_alive: pd.Series  # posterior mean, by customer_id
     p_no_purchase: pd.Series  # posterior mean P(no purchase in the holdout), by customer_id
+    summary: pd.DataFrame  # posterior summary of the segment and population parameters
     cached: bool
 
     def holdout_total(self, prob: float) -> tuple[float, float, float]:
@@ -112,6 +113,7 @@ class SpendResult:
     excluded: pd.DataFrame  # repeat customers with zero mean spend (left out of the fit; still valued)
     independence: pd.DataFrame  # correlation of frequency and spend, by segment
     spend_replicates: np.ndarray  # posterior predictive mean spend (draws, customers) for the PPC
+    summary: pd.DataFrame  # posterior summary of the segment and population parameters
     cached: bool
 
 
@@ -367,7 +369,7 @@ class Study:
             holdout_draws=model.sample_holdout_purchases(duration, thin=thin, seed=seed),
             p_alive=model.p_alive(thin=thin).mean(("chain", "draw")).to_series(),
             p_no_purchase=model.p_no_purchase(duration, thin=thin).mean(("chain", "draw")).to_series(),
-            cached=cached,
+            summary=model.summary(prob=self.config.clv.hdi_prob), cached=cached,
         )  # fmt: skip
 
     # ---- 4. spend model ----------------------------------------------------------------------
@@ -395,7 +397,8 @@ class Study:
         replicates = model.sample_mean_spend(thin=_thin(m, m.prediction_draws), seed=self.config.seed).values
         return SpendResult(model=model, fit_data=fit_data, excluded=repeaters[zero],
                            independence=independence_check(fit_data, f.segment),
-                           spend_replicates=replicates.reshape(-1, replicates.shape[-1]), cached=cached)  # fmt: skip
+                           spend_replicates=replicates.reshape(-1, replicates.shape[-1]),
+                           summary=model.summary(prob=self.config.clv.hdi_prob), cached=cached)  # fmt: skip
 
     # ---- 5. posterior CLV --------------------------------------------------------------------
     def segment_columns(self) -> list[str]:

@@ -88,7 +88,7 @@ class BayesianEstimator:
             if name == "self":
                 continue
             value = getattr(self, name)
-            if isinstance(value, dict | pd.Series) or hasattr(value, "items"):
+            if hasattr(value, "items"):  # priors: {name: {loc, scale, ...}}
                 value = {k: dict(v) if hasattr(v, "items") else v for k, v in value.items()} if value else None
             elif isinstance(value, tuple | list):
                 value = list(value) or None
