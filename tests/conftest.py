@@ -40,8 +40,12 @@ def quick_run(tmp_path_factory):
         "reports_dir: reports", f"reports_dir: {root}/reports")
     assert str(root) in text, "cdnow.yaml's outputs section changed: update this fixture"
     (root / "cdnow.yaml").write_text(text)
+    import warnings
+
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         rc = main(["run", "--config", str(root / "cdnow.yaml"), "--quick"])
     assert rc == 0, out.getvalue()[-3000:]
-    return root / "runs/cdnow_quick", root / "reports/cdnow_quick", root / "cdnow.yaml", out.getvalue()
+    log = out.getvalue() + "".join(f"\nwarning: {w.category.__name__}: {w.message}" for w in caught)
+    return root / "runs/cdnow_quick", root / "reports/cdnow_quick", root / "cdnow.yaml", log

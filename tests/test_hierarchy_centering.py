@@ -226,3 +226,40 @@ def test_centred_and_non_centred_fits_agree(rfm_many, tmp_path):
     auto.save(tmp_path / "run")
     loaded = BGNBD.load(tmp_path / "run")
     assert loaded.centered_ == auto.centered_ and loaded.parameterization == "auto"
+
+
+def test_mean_centred_form_is_the_same_model():
+    """Mean-centred (m, sigma, zero-sum z, u) vs plain non-centred (mu, sigma, z): an exact change of variables.
+
+    With eta = mu + sigma z, m = mean(eta), z' = (eta - m) / sigma and
+    u = (mu - w m - (1-w) loc) sqrt(G s^2 + sigma^2) / (sigma s), the log densities differ by
+    log|d(m, u)/d(mu, sqrt(G) mean(z))| = log(sqrt(sigma^2 + G s^2) / (sqrt(G) s)) at every point.
+    """
+    prior = ParamPrior("t", "log", loc=0.3, scale=1.0, sigma_scale=0.7)
+    coords = {"segment": list("abcd")}
+    with pm.Model(coords=coords) as plain:
+        segment_parameter(prior, "partial")
+    with pm.Model(coords=coords) as centred:
+        theta = segment_parameter(prior, "partial", mean_centred=True)
+    assert {v.name for v in centred.free_RVs} == {"t_sigma", "t_center", "t_z", "t_u"}
+    lp_plain, lp_centred = plain.compile_logp(), centred.compile_logp()
+    z_rv = next(v for v in centred.free_RVs if v.name == "t_z")
+    forward = centred.rvs_to_transforms[z_rv].forward
+    (theta_v, mu_v) = centred.replace_rvs_by_values([theta, centred["t_mu"]])
+    values = pytensor.function(centred.value_vars, [theta_v, mu_v], on_unused_input="ignore")
+    rng = np.random.default_rng(4)
+    G, s, loc = 4, prior.scale, prior.loc
+    for _ in range(6):
+        mu, sigma, z = rng.normal(0.3, 1.0), np.exp(rng.normal(-1.0, 1.0)), rng.normal(size=G)
+        eta = mu + sigma * z
+        m = eta.mean()
+        w = G * s**2 / (G * s**2 + sigma**2)
+        u = (mu - w * m - (1 - w) * loc) * np.sqrt(G * s**2 + sigma**2) / (sigma * s)
+        p_plain = {"t_mu": mu, "t_sigma_log__": np.log(sigma), "t_z": z}
+        p_centred = {"t_sigma_log__": np.log(sigma), "t_center": m, "t_u": u,
+                     "t_z_zerosum__": forward(pt.as_tensor((eta - m) / sigma)).eval()}  # fmt: skip
+        diff = float(lp_plain(p_plain)) - float(lp_centred(p_centred))
+        assert diff == pytest.approx(np.log(np.sqrt(sigma**2 + G * s**2) / (np.sqrt(G) * s)), abs=1e-9)
+        got_theta, got_mu = values(*(p_centred[v.name] for v in centred.value_vars))
+        np.testing.assert_allclose(got_theta, np.exp(eta), rtol=1e-12)
+        assert float(got_mu) == pytest.approx(mu, abs=1e-12)

@@ -33,6 +33,10 @@ def test_notebook_runs_in_quick_mode(source, tmp_path):
     errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    # quick mode samples clean: no ConvergenceWarning (divergences, R-hat >= 1.01, low ESS) in any output
+    text = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                   for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))  # fmt: skip
+    assert "sampler diagnostics" not in text and "ConvergenceWarning" not in text, text[-2000:]
     # papermill injected quick=True after the parameters cell
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
     assert injected and "quick = True" in "".join(injected[0]["source"])

@@ -170,10 +170,14 @@ def test_cli_refuses_unknown_suffixes(tmp_path, capsys):
 
 def test_quick_mode_changes_data_draws_and_folder():
     cfg = load_config({"name": "cdnow", "quick": True, "data": {"source": "cdnow"},
-                       "bgnbd": {"draws": 1000, "chains": 4}}).resolved()  # fmt: skip
+                       "bgnbd": {"draws": 3000, "chains": 2, "tune": 900}}).resolved()  # fmt: skip
     assert cfg.name == "cdnow_quick" and cfg.data.source == "cdnow_sample"
-    assert (cfg.bgnbd.chains, cfg.bgnbd.draws, cfg.bgnbd.tune) == (2, 200, 300)
-    assert (cfg.gamma_gamma.chains, cfg.gamma_gamma.draws) == (2, 200)
+    # the data is cut, not the chains: full-length chains on the sample (QuickConfig's docstring)
+    assert (cfg.bgnbd.chains, cfg.bgnbd.draws, cfg.bgnbd.tune) == (4, 1000, None)
+    assert (cfg.gamma_gamma.chains, cfg.gamma_gamma.draws) == (4, 1000)
+    own = load_config({"name": "c", "quick": True,
+                       "quick_settings": {"chains": 2, "draws": 300, "tune": 200}}).resolved()  # fmt: skip
+    assert (own.bgnbd.chains, own.bgnbd.draws, own.bgnbd.tune) == (2, 300, 200)
     full = load_config({"name": "cdnow", "quick": False}).resolved()
     assert full.name == "cdnow" and full.bgnbd.draws == 1000
 

@@ -95,7 +95,8 @@ class ModelConfig(Section):
     draws: Positive = 1000
     tune: Positive | None = None
     """Warm-up per chain; None: the sampler's default (nutpie 400, pymc / numpyro 1000)."""
-    target_accept: Probability = 0.8
+    target_accept: Probability | None = None
+    """None: 0.8, or 0.99 for partial pooling over fewer than 10 segments (``BayesianEstimator.fit``)."""
     prediction_draws: Positive = 250
     """Draws per chain (evenly thinned) behind per-customer predictions, checks and figures."""
 
@@ -168,11 +169,17 @@ class SurvivalConfig(Section):
 
 
 class QuickConfig(Section):
-    """What ``quick: true`` changes (a smoke run in a minute or two)."""
+    """What ``quick: true`` changes (a run in about a minute: the data, not the sampler, is cut).
 
-    chains: Positive = 2
-    draws: Positive = 200
-    tune: Positive = 300
+    Full-length chains on the 1/10 sample: 2 x 200 draws gave max R-hat 1.02-1.03 and bulk ESS
+    120-330 on every model, so a quick run always warned; 4 x 1000 (measured, seeds 1-3) gives
+    1.002-1.007 and ESS above 1,100, the purchase stage in 14-24 s against 21 s, the spend stage
+    8-10 s against 5 s (its warm-up and compilation dominate on the sample).
+    """
+
+    chains: Positive = 4
+    draws: Positive = 1000
+    tune: Positive | None = None
     sample: bool = True
     """Use the CDNOW 1/10 sample when the source is the full CDNOW log."""
 

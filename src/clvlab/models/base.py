@@ -52,7 +52,10 @@ from clvlab.choices import ALL_SEGMENTS, METHODS, POOLINGS, SAMPLERS, TIME_UNITS
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
 from clvlab.io import atomic_dir, recover_dir, write_table
 from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, convergence_problems, convergence_report
-from clvlab.models.inference import DEFAULT_TUNE, MAP_MODE, NUTPIE_TUNE, _map_posterior, _sample_nuts
+from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE
+from clvlab.models.inference import (
+    DEFAULT_TARGET_ACCEPT, DEFAULT_TUNE, FEW_SEGMENTS_TARGET_ACCEPT, MAP_MODE, NUTPIE_TUNE, _map_posterior, _sample_nuts,
+)  # fmt: skip
 from clvlab.features.validation import check_rfm, examples
 from clvlab.stats import HDI_PROB, hdi
 from clvlab.versions import data_hash, package_versions
@@ -79,6 +82,8 @@ class BayesianEstimator:
     summary_vars: ClassVar[tuple[str, ...]] = ()  # default rows of summary(), those in the posterior
     rfm_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     default_priors: ClassVar[dict[str, Any]] = {}
+    mean_centred_: bool = False
+    """Set by ``fit``: partial pooling sampled in the mean-centred form (:mod:`.hierarchy`)."""
 
     # ---- settings ------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -177,6 +182,17 @@ class BayesianEstimator:
         the parameterisation); returns entries for ``fit_info_``."""
         return {}
 
+    def _default_target_accept(self) -> float:
+        """NUTS target acceptance when the caller gives none (``fit(target_accept=None)``).
+
+        Partial pooling over few segments (fewer than :data:`MIN_SEGMENTS_TO_CENTRE`) leaves the
+        between-segment sds weakly identified, and their posteriors reach down to zero: smaller
+        steps are what removes the divergences there (measured: :data:`FEW_SEGMENTS_TARGET_ACCEPT`).
+        """
+        if self.effective_pooling == "partial" and len(self.segments_) < MIN_SEGMENTS_TO_CENTRE:
+            return FEW_SEGMENTS_TARGET_ACCEPT
+        return DEFAULT_TARGET_ACCEPT
+
     def _nutpie_adaptation(self) -> str:
         """nutpie's mass-matrix adaptation for this fit (called after :meth:`_before_build`):
         "diag" (nutpie's default) unless a model knows better (BG/NBD: ``BGNBD._nutpie_adaptation``)."""
@@ -185,6 +201,8 @@ class BayesianEstimator:
     def build_model(self, data: pd.DataFrame) -> Any:
         """Validate ``data`` and return the PyMC model that ``fit(method="nuts")`` would sample (for inspection)."""
         clean = self._validate(data)
+        self._segment_codes(clean, fitting=True)
+        self.mean_centred_ = self.effective_pooling == "partial"
         self._before_build(clean, "nuts", 0)
         return self._build_model(clean)
 
@@ -198,7 +216,7 @@ class BayesianEstimator:
         tune: int | None = None,
         seed: int = 0,
         progressbar: bool = True,
-        target_accept: float = 0.8,
+        target_accept: float | None = None,
         nutpie_backend: str = "numba",
         sampler_kwargs: dict[str, Any] | None = None,
         time_unit: str | None = None,
@@ -223,8 +241,11 @@ class BayesianEstimator:
             Random seed: the same seed gives bit-identical draws.
         progressbar : bool
             Show the sampler's progress and print the diagnostics line.
-        target_accept : float
-            NUTS target acceptance rate (higher: smaller steps).
+        target_accept : float, optional
+            NUTS target acceptance rate (higher: smaller steps). None: 0.8, or
+            :data:`FEW_SEGMENTS_TARGET_ACCEPT` for partial pooling over fewer than
+            :data:`~clvlab.models.hierarchy.MIN_SEGMENTS_TO_CENTRE` segments (the chosen value
+            is in ``fit_info_["target_accept"]``).
         nutpie_backend : {"numba", "jax"}
             nutpie's compile backend ("numba": fastest end to end on CDNOW-size data, measured).
         sampler_kwargs : dict, optional
@@ -249,7 +270,9 @@ class BayesianEstimator:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 problems.append(f"{name}={value!r}: expected a whole number >= {low}")
-        if isinstance(target_accept, bool) or not isinstance(target_accept, int | float) or not 0 < target_accept < 1:
+        if target_accept is not None and (
+            isinstance(target_accept, bool) or not isinstance(target_accept, int | float) or not 0 < target_accept < 1
+        ):
             problems.append(f"target_accept={target_accept!r}: expected a probability in (0, 1)")
         unit = time_unit if time_unit is not None else getattr(data, "attrs", {}).get("time_unit")
         if unit is not None and unit not in TIME_UNITS:
@@ -259,6 +282,11 @@ class BayesianEstimator:
         if tune is None:
             tune = NUTPIE_TUNE if sampler == "nutpie" else DEFAULT_TUNE
         clean = self._validate(data)
+        self._segment_codes(clean, fitting=True)
+        # the plain form for MAP: a mode is not invariant under the mean-centring change of variables
+        self.mean_centred_ = method == "nuts" and self.effective_pooling == "partial"
+        if target_accept is None:
+            target_accept = self._default_target_accept()
         pre_info = self._before_build(clean, method, seed)
         t0 = time.perf_counter()
         model = self._build_model(clean)
@@ -287,7 +315,7 @@ class BayesianEstimator:
         self.posterior_ = idata["posterior"].to_dataset()
         self.fit_info_ = dict(
             method=method, sampler=sampler if method == "nuts" else None, chains=chains, draws=draws,
-            tune=tune, seed=seed, target_accept=target_accept,
+            tune=tune, seed=seed, target_accept=target_accept, mean_centred=self.mean_centred_,
             nutpie_backend=nutpie_backend if (method == "nuts" and sampler == "nutpie") else None,
             n_rows=len(clean), data_hash=data_hash(clean), build_s=build_s, compile_s=compile_s, fit_s=fit_s,
             **pre_info, **map_info,

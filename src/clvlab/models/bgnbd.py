@@ -173,7 +173,10 @@ class BGNBD(BayesianEstimator):
             coords["covariate"] = cov
         with pm.Model(coords=coords) as model:
             r, alpha, phi, kappa = (
-                segment_parameter(self._prior(k), pooling, centered=self._centered_mask(k)) for k in LINK_PARAMS
+                segment_parameter(
+                    self._prior(k), pooling, centered=self._centered_mask(k), mean_centred=self.mean_centred_
+                )
+                for k in LINK_PARAMS
             )
             a = pm.Deterministic("a", phi * kappa, dims="segment")
             b = pm.Deterministic("b", (1.0 - phi) * kappa, dims="segment")

@@ -126,14 +126,19 @@ class GammaGamma(BayesianEstimator):
         spend_scale = float(np.mean(df["monetary_value"]))
         self.spend_scale_ = spend_scale
         pooling = self.effective_pooling
+        mc = self.mean_centred_
         with pm.Model(coords={"segment": self.segments_}) as model:
-            p = segment_parameter(self._prior("p", spend_scale), pooling)
-            qm1 = segment_parameter(self._prior("q_minus_1", spend_scale), pooling)
-            mean_spend = segment_parameter(self._prior("mean_spend", spend_scale), pooling)
+            p = segment_parameter(self._prior("p", spend_scale), pooling, mean_centred=mc)
+            qm1 = segment_parameter(self._prior("q_minus_1", spend_scale), pooling, mean_centred=mc)
+            mean_spend = segment_parameter(self._prior("mean_spend", spend_scale), pooling, mean_centred=mc)
             q = pm.Deterministic("q", 1.0 + qm1, dims="segment")
             gamma = pm.Deterministic("gamma", mean_spend * qm1 / p, dims="segment")
             g = pat.segment
-            ll = gm.gg_logpdf(pat.x, pat.zbar, p[g], q[g], gamma[g])
+            # x-terms (the log-gammas) on the unique (segment, x) table, gathered per pattern
+            sx, sx_index = np.unique(np.stack([g, pat.x]), axis=1, return_inverse=True)
+            sx_seg = sx[0].astype(np.int64)
+            x_terms = gm.gg_logpdf_x_terms(sx[1], p[sx_seg], q[sx_seg])[sx_index.reshape(-1)]
+            ll = gm.gg_logpdf_from_x_terms(x_terms, pat.x, pat.zbar, np.log(pat.zbar), p[g], q[g], gamma[g])
             pm.Potential("loglik", pt.sum(pat.weight * ll))
         return model
 

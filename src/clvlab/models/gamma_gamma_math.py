@@ -24,6 +24,8 @@ __all__ = [
     "compress_spend_patterns",
     "gg_conditional_mean_spend",
     "gg_logpdf",
+    "gg_logpdf_from_x_terms",
+    "gg_logpdf_x_terms",
     "gg_loglik",
     "gg_population_mean_spend",
     "gg_sample_mean_spend",
@@ -31,8 +33,22 @@ __all__ = [
 ]
 
 
+LARGE_Q = 1e3
+"""Above this q, lnG(px+q) - lnG(q) comes from Stirling's series of both terms, differenced
+analytically: (q - 1/2) ln(1 + px/q) + px ln(q + px) - px + S(q+px) - S(q), with
+S(y) = 1/(12y) - 1/(360y^3) + 1/(1260y^5) (truncation error < 1/(1680 y^7): below 1e-24 here).
+The two log-gammas are ~q ln q, and their direct difference loses digits as q grows (abs.
+error 2e-6 at q = 1e9) and keeps none at q ~ 1e128, which warm-up can reach: there the direct
+form returned large positive garbage and a chain stayed stuck (all its draws divergent)."""
+
+
+def _stirling_tail(y):
+    u = 1.0 / y  # powers of 1/y: no overflow for huge y
+    return u * (1.0 / 12.0 - u * u * (1.0 / 360.0 - u * u / 1260.0))
+
+
 def _ops(*args: Any):
-    """(log, gammaln) of PyTensor when any argument is a symbolic tensor, else of NumPy/SciPy."""
+    """(log, log1p, gammaln, where) of PyTensor when any argument is a symbolic tensor, else of NumPy/SciPy."""
     try:
         from pytensor.tensor.variable import TensorVariable
     except ImportError:  # pragma: no cover - pytensor is a hard dependency
@@ -40,26 +56,48 @@ def _ops(*args: Any):
     if any(isinstance(a, TensorVariable) for a in args):
         import pytensor.tensor as pt
 
-        return pt.log, pt.gammaln
-    return np.log, sp.gammaln
+        def switch(cond: Any, a: Any, b: Any) -> Any:  # a plain bool (float q next to tensors) as a constant
+            return pt.switch(np.asarray(cond) if isinstance(cond, bool | np.bool_) else cond, a, b)
+
+        return pt.log, pt.log1p, pt.gammaln, switch
+    return np.log, np.log1p, sp.gammaln, np.where
+
+
+def gg_logpdf_x_terms(x, p, q):
+    """The part of :func:`gg_logpdf` that depends on x and not on zbar: lnG(px+q) - lnG(q) - lnG(px) + px ln x.
+
+    Evaluated on the small (segment, x) table and gathered per (segment, x, zbar) pattern by the
+    model (the log-gammas are most of the cost). lnG(px+q) - lnG(q) by Stirling's series above
+    :data:`LARGE_Q`. NumPy or PyTensor.
+    """
+    log, log1p, gammaln, where = _ops(x, p, q)
+    px = p * x
+    big = q > LARGE_Q
+    small_q, large_q = where(big, 1.0, q), where(big, q, 2.0 * LARGE_Q)  # each branch sees its own range only
+    stirling = ((large_q - 0.5) * log1p(px / large_q) + px * log(large_q + px) - px
+                + _stirling_tail(large_q + px) - _stirling_tail(large_q))  # fmt: skip
+    return where(big, stirling, gammaln(px + small_q) - gammaln(small_q)) - gammaln(px) + px * log(x)
+
+
+def gg_logpdf_from_x_terms(x_terms, x, zbar, log_zbar, p, q, gamma):
+    """:func:`gg_logpdf` given its x-terms (:func:`gg_logpdf_x_terms`) and ln zbar.
+
+    q ln(gamma) - (px+q) ln(gamma + x zbar) is written -q ln(1 + x zbar / gamma) - px ln(gamma + x zbar):
+    for large q the two terms of the first form are ~q ln q and cancel.
+    """
+    log, log1p, _, _ = _ops(x_terms, x, zbar, p, q, gamma)
+    px = p * x
+    return x_terms - q * log1p(x * zbar / gamma) - px * log(gamma + x * zbar) + (px - 1.0) * log_zbar
 
 
 def gg_logpdf(x, zbar, p, q, gamma):
     """Log-density of the mean repeat spend ``zbar`` given ``x`` > 0 repeat purchases (design.md GG eq.).
 
-    Elementwise over broadcast arguments; NumPy or PyTensor.
+    The x-terms (:func:`gg_logpdf_x_terms`) plus the zbar-terms (:func:`gg_logpdf_from_x_terms`),
+    both written to stay accurate for huge q. Elementwise over broadcast arguments; NumPy or PyTensor.
     """
-    log, gammaln = _ops(x, zbar, p, q, gamma)
-    px = p * x
-    return (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * log(gamma)
-        + px * log(x)
-        + (px - 1.0) * log(zbar)
-        - (px + q) * log(gamma + x * zbar)
-    )
+    log = _ops(x, zbar, p, q, gamma)[0]
+    return gg_logpdf_from_x_terms(gg_logpdf_x_terms(x, p, q), x, zbar, log(zbar), p, q, gamma)
 
 
 def gg_loglik(x, zbar, p, q, gamma, weights=None):

@@ -168,7 +168,9 @@ def plot_segment_forest(
             mean, lo, hi = _interval(m.posterior_[p].sel(segment=segs), prob)
             yy = y + 0.4 - step * (i + 0.5)
             color = _POOLING_COLORS.get(getattr(m, "effective_pooling", lab), None)
-            ax.errorbar(mean, yy, xerr=[mean - lo, hi - mean], fmt="o", ms=4, color=color, label=lab, capsize=0, lw=1.6)
+            # interval and mean drawn apart: a skewed posterior's mean can lie outside its HDI
+            ax.hlines(yy, lo, hi, color=color, lw=1.6)
+            ax.plot(mean, yy, "o", ms=4, color=color, label=lab)
             if f"{p}_pop" in m.posterior_ and getattr(m, "effective_pooling", "") == "partial":
                 ax.axvline(float(m.posterior_[f"{p}_pop"].mean()), color=color, ls="--", lw=1, alpha=0.7)
         if truth is not None and p in truth:
@@ -200,19 +202,33 @@ _PARAM_UNITS = {
 }
 
 
-class _SparseLogLocator(matplotlib.ticker.LogLocator):
-    """Log ticks at 1-2-5 steps, falling back to decades when that gives more than 5 ticks."""
+class _SparseLogLocator(matplotlib.ticker.Locator):
+    """Log-axis ticks at 1-2-5 steps; decades when that gives more than 5 ticks, 1-1.5-2-3-5-7 when
+    fewer than 2 (a narrow range: matplotlib 3.11's LogLocator gives decades only, none inside)."""
 
-    def __init__(self) -> None:
-        super().__init__(base=10.0, subs=(1.0, 2.0, 5.0))
+    STEPS = ((1.0, 2.0, 5.0), (1.0,), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0), tuple(float(v) for v in range(1, 10)))
+
+    def __call__(self) -> np.ndarray:
+        vmin, vmax = self.axis.get_view_interval()
+        return self.tick_values(vmin, vmax)
 
     def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
-        self.set_params(subs=(1.0, 2.0, 5.0))
-        ticks = super().tick_values(vmin, vmax)
-        if np.count_nonzero((ticks >= min(vmin, vmax)) & (ticks <= max(vmin, vmax))) > 5:
-            self.set_params(subs=(1.0,))
-            ticks = super().tick_values(vmin, vmax)
-        return ticks
+        lo, hi = sorted((float(vmin), float(vmax)))
+        lo = max(lo, 1e-300)
+        decades = np.arange(np.floor(np.log10(lo)) - 1, np.ceil(np.log10(max(hi, lo))) + 2)
+
+        def ticks(steps: tuple[float, ...]) -> tuple[np.ndarray, int]:
+            t = np.array(sorted(m * 10.0**k for k in decades for m in steps))
+            return t, int(np.count_nonzero((t >= lo) & (t <= hi)))
+
+        first, n = ticks(self.STEPS[0])
+        if n > 5:
+            return ticks(self.STEPS[1])[0]
+        for steps in self.STEPS[2:]:
+            if n >= 2:
+                break
+            first, n = ticks(steps)
+        return first
 
 
 @styled
