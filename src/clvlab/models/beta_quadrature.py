@@ -35,7 +35,8 @@ __all__ = ["QUAD_HALF_WIDTH", "QUAD_STEP", "beta_expectation", "numerator_bounds
 QUAD_STEP = 1.0 / 32.0
 """Step h of the trapezoidal rule in the mapped variable v (y = centre + scale sinh(v)).
 Measured on 5,000 log-uniform points of the whole domain (parameters 1e-3..1e3, x, T, t up
-to 1e4): max relative difference 4e-10 to a 30-digit mpmath integral; h = 1/16 gives 5e-5."""
+to 1e4): max relative difference 4.2e-10 to the rule with h = 1/64 (h = 1/16: 5e-5); the five
+worst of those points and ten others match a 30-digit mpmath integral to the same 4.2e-10."""
 QUAD_HALF_WIDTH = 12.0
 """The rule covers v in [-12, 12]: |y - centre| up to scale x sinh(12) = 8e4 scales, which
 holds the exponential tails of the integrand (rate a on the left, b + x on the right) for
