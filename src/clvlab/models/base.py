@@ -179,8 +179,14 @@ class BayesianEstimator:
 
     def _before_build(self, data: pd.DataFrame, method: str, seed: int) -> dict[str, Any]:
         """Hook run on the validated data before :meth:`_build_model` (e.g. a pilot fit that picks
-        the parameterisation); returns entries for ``fit_info_``."""
+        the parameterisation), with ``segments_`` already set; returns entries for ``fit_info_``."""
         return {}
+
+    def _set_segments_and_form(self, data: pd.DataFrame, method: str) -> None:
+        """Set ``segments_`` and ``mean_centred_`` (NUTS with partial pooling; MAP keeps the plain
+        form, as a mode is not invariant under the mean-centring change of variables)."""
+        self._segment_codes(data, fitting=True)
+        self.mean_centred_ = method == "nuts" and self.effective_pooling == "partial"
 
     def _default_target_accept(self) -> float:
         """NUTS target acceptance when the caller gives none (``fit(target_accept=None)``).
@@ -201,8 +207,7 @@ class BayesianEstimator:
     def build_model(self, data: pd.DataFrame) -> Any:
         """Validate ``data`` and return the PyMC model that ``fit(method="nuts")`` would sample (for inspection)."""
         clean = self._validate(data)
-        self._segment_codes(clean, fitting=True)
-        self.mean_centred_ = self.effective_pooling == "partial"
+        self._set_segments_and_form(clean, "nuts")
         self._before_build(clean, "nuts", 0)
         return self._build_model(clean)
 
@@ -282,9 +287,7 @@ class BayesianEstimator:
         if tune is None:
             tune = NUTPIE_TUNE if sampler == "nutpie" else DEFAULT_TUNE
         clean = self._validate(data)
-        self._segment_codes(clean, fitting=True)
-        # the plain form for MAP: a mode is not invariant under the mean-centring change of variables
-        self.mean_centred_ = method == "nuts" and self.effective_pooling == "partial"
+        self._set_segments_and_form(clean, method)
         if target_accept is None:
             target_accept = self._default_target_accept()
         pre_info = self._before_build(clean, method, seed)

@@ -196,7 +196,6 @@ class BGNBD(BayesianEstimator):
 
     def _before_build(self, df: pd.DataFrame, method: str, seed: int) -> dict[str, Any]:
         """Pick the partial-pooling parameterisation (sets ``centered_``; see ``parameterization``)."""
-        self._segment_codes(df, fitting=True)
         self.centered_ = {}
         if method != "nuts" or self.effective_pooling != "partial" or self.parameterization == "noncentered":
             return {"centered": self.centered_}

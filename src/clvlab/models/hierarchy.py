@@ -203,20 +203,22 @@ def segment_parameter(
         if mean_centred and n >= 2 and not mask.any():
             sigma = pm.HalfNormal(f"{name}_sigma", prior.sigma_scale)
             mu, eta = _mean_centred(prior, n, dims, sigma)
-            pm.Deterministic(f"{name}_pop", inverse_link(mu, link))
-            return pm.Deterministic(name, inverse_link(eta, link), dims=dims)
-        mu = pm.Normal(f"{name}_mu", prior.loc, prior.scale)
-        sigma = pm.HalfNormal(f"{name}_sigma", prior.sigma_scale)
-        pm.Deterministic(f"{name}_pop", inverse_link(mu, link))
-        if not mask.any():
-            z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
-            eta = mu + sigma * z
-        elif mask.all():
-            eta = pm.Normal(f"{name}_raw", mu, sigma, dims=dims)
         else:
-            c = pt.as_tensor_variable(mask)
-            raw = pm.Normal(f"{name}_raw", pt.where(c, mu, 0.0), pt.where(c, sigma, 1.0), dims=dims)
-            eta = pt.where(c, raw, mu + sigma * raw)
+            mu = pm.Normal(f"{name}_mu", prior.loc, prior.scale)
+            sigma = pm.HalfNormal(f"{name}_sigma", prior.sigma_scale)
+            eta = _plain_partial(name, dims, mask, mu, sigma)
+        pm.Deterministic(f"{name}_pop", inverse_link(mu, link))
     else:
         raise ValueError(f"pooling={pooling!r}; expected one of {POOLINGS}")
     return pm.Deterministic(name, inverse_link(eta, link), dims=dims)
+
+
+def _plain_partial(name: str, dims: str, mask: np.ndarray, mu: Any, sigma: Any) -> Any:
+    """eta of partial pooling around a free mu: non-centred, centred, or centred per segment (``mask``)."""
+    if not mask.any():
+        return mu + sigma * pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
+    if mask.all():
+        return pm.Normal(f"{name}_raw", mu, sigma, dims=dims)
+    c = pt.as_tensor_variable(mask)
+    raw = pm.Normal(f"{name}_raw", pt.where(c, mu, 0.0), pt.where(c, sigma, 1.0), dims=dims)
+    return pt.where(c, raw, mu + sigma * raw)
