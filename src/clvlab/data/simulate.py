@@ -1,6 +1,7 @@
-"""Simulated transaction logs with known ground truth (BG/NBD + Gamma-Gamma, by segment).
+"""Simulated transaction logs with known ground truth (BG/NBD, MBG/NBD or Pareto/NBD + Gamma-Gamma, by segment).
 
-Process per customer (Fader, Hardie & Lee 2005, "Counting your customers the easy way"):
+Process per customer (``process="bgnbd"``, Fader, Hardie & Lee 2005, "Counting your customers
+the easy way"):
 
 * first purchase on a day ``d0`` drawn uniformly from the first ``acquisition_days`` days
   after ``start``;
@@ -11,6 +12,13 @@ Process per customer (Fader, Hardie & Lee 2005, "Counting your customers the eas
   ``J ~ Geometric(p_drop)`` on {1, 2, ...} and the dropout happens *at* the J-th one;
 * every transaction (first purchase included) spends ``z ~ Gamma(shape=p, rate=nu)``
   with ``nu ~ Gamma(q, rate=gamma)`` per customer (Colombo & Jiang 1999).
+
+``process="mbgnbd"`` (Batislam et al. 2007): the customer may also drop out right after the
+first purchase, so the repeat purchases before dropout are ``J - 1`` with ``J ~ Geometric(p_drop)``
+(``dropout_date`` is then the first purchase's day). ``process="pareto_nbd"`` (Schmittlein et
+al. 1987): ``mu ~ Gamma(s, rate=beta)``, the lifetime after the first purchase is
+``Exponential(mu)`` and the customer buys at rate ``lam`` until then (``dropout_date`` is the day
+of death); a purchase moved to a free day (below) may land up to a few days after it.
 
 Day resolution, made consistent with :func:`clvlab.features.rfm_summary` (which counts
 purchase *days* and measures ``T = observation_end - first purchase day``):
@@ -61,24 +69,30 @@ import pandas as pd
 from clvlab.errors import ClvlabInputError
 from clvlab.units import unit_days
 
-__all__ = ["DEFAULT_CAC", "DEFAULT_SEGMENTS", "SegmentParams", "Simulation", "simulate"]
+__all__ = ["DEFAULT_CAC", "DEFAULT_SEGMENTS", "PROCESSES", "SegmentParams", "Simulation", "simulate"]
+
+PROCESSES = ("bgnbd", "mbgnbd", "pareto_nbd")
+_PROCESS_FIELDS = {"bgnbd": ("a", "b"), "mbgnbd": ("a", "b"), "pareto_nbd": ("s", "beta")}
 
 
 @dataclass(frozen=True)
 class SegmentParams:
     """Population parameters of one segment; rates per time unit.
 
-    BG/NBD: ``lam ~ Gamma(r, rate=alpha)``, ``p ~ Beta(a, b)``.
+    Purchases: ``lam ~ Gamma(r, rate=alpha)``. Dropout: BG/NBD and MBG/NBD ``p ~ Beta(a, b)``;
+    Pareto/NBD ``mu ~ Gamma(s, rate=beta)`` (a and b are then unused, NaN allowed).
     Gamma-Gamma: ``z ~ Gamma(p, rate=nu)``, ``nu ~ Gamma(q, rate=gamma)``.
     """
 
     r: float
     alpha: float
-    a: float
-    b: float
+    a: float = float("nan")
+    b: float = float("nan")
     p: float = 6.0
     q: float = 4.0
     gamma: float = 15.0
+    s: float = float("nan")
+    beta: float = float("nan")
 
 
 @dataclass
@@ -86,9 +100,10 @@ class Simulation:
     """Output of :func:`simulate`.
 
     ``transactions``: customer_id, date, amount, <segment_col> (raw log, may hold same-day rows).
-    ``customers``: customer_id, <segment_col>, first_purchase, lam, p_drop, nu, dropout_date.
-    ``truth``: one row per segment (index = segment name): r, alpha, a, b, p, q, gamma,
-    n_customers, cac.
+    ``customers``: customer_id, <segment_col>, first_purchase, lam, p_drop (BG/NBD, MBG/NBD) or
+    mu (Pareto/NBD), nu, dropout_date.
+    ``truth``: one row per segment (index = segment name): r, alpha, the dropout parameters
+    (a, b or s, beta), p, q, gamma, n_customers, cac. ``process``: the purchase process simulated.
     """
 
     transactions: pd.DataFrame
@@ -96,6 +111,7 @@ class Simulation:
     truth: pd.DataFrame
     time_unit: str
     observation_end: pd.Timestamp
+    process: str = "bgnbd"
 
 
 # Weekly parameters; distinct purchase rates, dropout and spend by channel
@@ -160,13 +176,15 @@ def simulate(
     segment_col: str = "channel",
     cac: Mapping[str, float] | None = None,
     seed: int = 0,
+    process: str = "bgnbd",
 ) -> Simulation:
-    """Simulate a segmented customer base with known BG/NBD and Gamma-Gamma truth.
+    """Simulate a segmented customer base with known purchase-model and Gamma-Gamma truth.
 
     ``segments=None`` gives the four default channels (``DEFAULT_SEGMENTS``, CAC
-    ``DEFAULT_CAC``). ``n_customers``: an int is split evenly (remainder to the first
-    segments); a mapping gives each segment's size. ``cac=None`` uses ``DEFAULT_CAC``
-    where a segment is named there, else NaN. Reproducible from ``seed``.
+    ``DEFAULT_CAC``; BG/NBD and MBG/NBD only). ``n_customers``: an int is split evenly
+    (remainder to the first segments); a mapping gives each segment's size. ``cac=None`` uses
+    ``DEFAULT_CAC`` where a segment is named there, else NaN. ``process``: one of
+    :data:`PROCESSES` (module docstring). Reproducible from ``seed``.
     """
     days_per_unit = unit_days(time_unit)
     if segments is None:
@@ -174,13 +192,17 @@ def simulate(
         segments = {g: replace(s, alpha=s.alpha * scale) for g, s in DEFAULT_SEGMENTS.items()}
     names = [str(g) for g in segments]
     problems: list[str] = []
+    if process not in PROCESSES:
+        problems.append(f"process={process!r}: expected one of {PROCESSES}")
+    needed = {"r", "alpha", "p", "q", "gamma", *_PROCESS_FIELDS.get(process, ())}
     if not names:
         problems.append("segments is empty")
     for g, s in segments.items():
         if not isinstance(s, SegmentParams):
             problems.append(f"segments[{g!r}] is {type(s).__name__}, expected SegmentParams")
             continue
-        bad = [f.name for f in fields(s) if not (np.isfinite(getattr(s, f.name)) and getattr(s, f.name) > 0)]
+        bad = [f.name for f in fields(s) if f.name in needed
+               and not (np.isfinite(getattr(s, f.name)) and getattr(s, f.name) > 0)]  # fmt: skip
         if bad:
             problems.append(f"segments[{g!r}]: parameter(s) {bad} must be finite and > 0")
     if not 1 <= acquisition_days <= observation_days:
@@ -211,17 +233,31 @@ def simulate(
 
     # latent customer traits
     lam = rng.gamma(per_customer("r"), 1.0 / per_customer("alpha"))  # per time unit
-    p_drop = rng.beta(per_customer("a"), per_customer("b"))
+    pareto = process == "pareto_nbd"
+    if pareto:
+        mu = rng.gamma(per_customer("s"), 1.0 / per_customer("beta"))
+    else:
+        p_drop = rng.beta(per_customer("a"), per_customer("b"))
     nu = rng.gamma(per_customer("q"), 1.0 / per_customer("gamma"))
 
     # first purchase day and window exposure after it, in days (== the T of rfm_summary)
     d0 = rng.integers(0, acquisition_days, size=n)
     exposure = observation_days - 1 - d0
-    n_events = rng.poisson(lam * exposure / days_per_unit)  # repeat-purchase opportunities
-    n_events = np.minimum(n_events, exposure)  # at most one purchase a day
-    n_until_drop = rng.geometric(p_drop)  # dropout at this repeat purchase
-    k = np.minimum(n_events, n_until_drop)  # repeat purchases observed
-    dropped = n_until_drop <= n_events
+    if pareto:  # buys at rate lam over min(exposure, lifetime), every event observed
+        life_days = rng.exponential(1.0 / mu) * days_per_unit
+        active = np.minimum(exposure, life_days)
+        n_events = np.minimum(rng.poisson(lam * active / days_per_unit), exposure)
+        k = n_events
+        dropped = life_days < exposure
+    else:
+        active = exposure
+        n_events = rng.poisson(lam * exposure / days_per_unit)  # repeat-purchase opportunities
+        n_events = np.minimum(n_events, exposure)  # at most one purchase a day
+        n_until_drop = rng.geometric(p_drop)  # dropout at this purchase (the first one counts under MBG/NBD)
+        if process == "mbgnbd":
+            n_until_drop = n_until_drop - 1
+        k = np.minimum(n_events, n_until_drop)  # repeat purchases observed
+        dropped = n_until_drop <= n_events
 
     # times (days after the first purchase) of the k first of n_events uniform order statistics on (0, exposure)
     total_k = int(k.sum())
@@ -235,7 +271,7 @@ def simulate(
     has = k > 0
     s_last[has] = s_k[ends[has] - 1]
     rest = rng.gamma(n_events - k + 1.0)  # remaining N + 1 - K spacings
-    s_repeat = exposure[owner] * s_k / (s_last + rest)[owner]
+    s_repeat = active[owner] * s_k / (s_last + rest)[owner]
     day_repeat = d0[owner] + _distinct_days(s_repeat, owner, ends - k, exposure - k)
 
     # one row per transaction: first purchase then repeats, in time order per customer
@@ -270,7 +306,10 @@ def simulate(
     )
 
     last_day = day_row[first_rows + k]  # day of the last purchase
-    dropout_day = np.where(dropped & (k > 0), last_day, -1)
+    if pareto:
+        dropout_day = np.where(dropped, d0 + np.floor(life_days + 0.5).astype(np.int64), -1)
+    else:
+        dropout_day = np.where(dropped, last_day, -1)
     dropout_date = to_dates(dropout_day)
     dropout_date[dropout_day < 0] = np.datetime64("NaT")
     customers = pd.DataFrame(
@@ -279,13 +318,14 @@ def simulate(
             segment_col: seg_names[seg],
             "first_purchase": to_dates(d0),
             "lam": lam,
-            "p_drop": p_drop,
+            **({"mu": mu} if pareto else {"p_drop": p_drop}),
             "nu": nu,
             "dropout_date": dropout_date,
         }
     )
 
     truth = pd.DataFrame([asdict(s) for s in params], index=pd.Index(names, name=segment_col))
+    truth = truth.drop(columns=[c for c in ("a", "b", "s", "beta") if c not in needed])
     truth["n_customers"] = n_seg
     truth["cac"] = [float(cac_map.get(g, np.nan)) for g in names]
 
@@ -295,4 +335,5 @@ def simulate(
         truth=truth,
         time_unit=time_unit,
         observation_end=start_ts + pd.Timedelta(days=observation_days - 1),
+        process=process,
     )

@@ -24,13 +24,11 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 import scipy.special as sps
 
 from clvlab.models.beta_quadrature import beta_expectation, numerator_bounds
+from clvlab.models.patterns import Patterns, compress_patterns
 
 __all__ = [
     "NP",
@@ -53,6 +51,11 @@ __all__ = [
     "pattern_tables",
     "loglik_patterns",
     "loglik_total",
+    "p_no_purchase",
+    "prob_purchases",
+    "prob_purchases_alive_geometric",
+    "sample_holdout",
+    "sample_frequency",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -284,69 +287,6 @@ def expected_purchases_new(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> np.nda
     return expected_purchases_numerator(r, alpha, a, b, 0.0, 0.0, t)
 
 
-# --------------------------------------------------------------------------------------
-# pattern compression (design.md "Speed")
-# --------------------------------------------------------------------------------------
-def _factorize(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of each row's unique key and the row of its first occurrence (keys sorted)."""
-    df = pd.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
-    codes = df.groupby(list(df.columns), sort=True).ngroup().to_numpy()
-    n = int(codes.max()) + 1 if len(codes) else 0
-    first = np.full(n, -1, dtype=np.int64)
-    # first occurrence of each code (reverse assignment keeps the smallest index)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    return codes.astype(np.int64), first
-
-
-@dataclass(frozen=True)
-class Patterns:
-    """Customers collapsed to unique (group, x, t_x, T) patterns, plus the factored tables.
-
-    ``group`` is the parameter row a customer uses: its segment, or (segment, covariate row)
-    when there are covariates. Tables: ``gx_group, gx_x`` unique (group, x);
-    ``gT_group, gT_T`` unique (group, T); ``gt_group, gt_tx`` unique (group, t_x).
-    Per pattern: ``group, x, t_x, T, weight`` and the gather indices ``ix, iT, itx``.
-    ``inverse`` maps each customer (input row) to its pattern.
-    """
-
-    group: np.ndarray
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    weight: np.ndarray
-    inverse: np.ndarray
-    gx_group: np.ndarray
-    gx_x: np.ndarray
-    gT_group: np.ndarray
-    gT_T: np.ndarray
-    gt_group: np.ndarray
-    gt_tx: np.ndarray
-    ix: np.ndarray
-    iT: np.ndarray
-    itx: np.ndarray
-
-    @property
-    def n_patterns(self) -> int:
-        return len(self.x)
-
-
-def compress_patterns(group: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> Patterns:
-    """Collapse identical (group, x, t_x, T) rows to one pattern with a count weight."""
-    group = np.asarray(group, dtype=np.int64)
-    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
-    inverse, first = _factorize(group, x, t_x, T)
-    weight = np.bincount(inverse, minlength=len(first)).astype(float)
-    pg, px, ptx, pT = group[first], x[first], t_x[first], T[first]
-    ix, fx = _factorize(pg, px)
-    iT, fT = _factorize(pg, pT)
-    itx, ft = _factorize(pg, ptx)
-    return Patterns(
-        group=pg, x=px, t_x=ptx, T=pT, weight=weight, inverse=inverse,
-        gx_group=pg[fx], gx_x=px[fx], gT_group=pg[fT], gT_T=pT[fT], gt_group=pg[ft], gt_tx=ptx[ft],
-        ix=ix, iT=iT, itx=itx,
-    )  # fmt: skip
-
-
 def pattern_tables(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> tuple[Any, ...]:
     """The factored tables: ``(A, log_ratio, r+x)`` on unique (group, x), ``log(alpha+T)`` on
     unique (group, T) and ``log(alpha+t_x)`` on unique (group, t_x); parameters indexed by group."""
@@ -378,3 +318,65 @@ def loglik_total(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns) -> float:
     (tested equal to this sum); the kernel imports this module, never the other way round.
     """
     return float(np.dot(pat.weight, loglik_patterns(r, alpha, a, b, pat, NP)))
+
+
+# --------------------------------------------------------------------------------------
+# counts after T: exact probabilities and posterior-predictive draws
+# --------------------------------------------------------------------------------------
+def prob_purchases_alive_geometric(r_post: Any, rate_post: Any, a: Any, b_post: Any, t: Any, n: int) -> np.ndarray:
+    """P(N(t) = n) for a customer alive at the start, with lambda ~ Gamma(r_post, rate_post) and
+    p ~ Beta(a, b_post), who buys at rate lambda and drops out after each purchase with probability p.
+
+    N = min(Poisson(lambda t), G), G ~ Geometric(p) on {1, 2, ...} (the purchase after which the
+    customer leaves), so for n >= 1 P(N = n) = P(Pois = n) P(G >= n) + P(Pois > n) P(G = n) and
+    P(N = 0) = P(Pois = 0). Over the heterogeneity E[P(Pois = n)] is the NBD probability,
+    E[P(Pois > n)] = I_{t/(rate+t)}(n+1, r) (regularised incomplete beta), E[(1-p)^(n-1)] =
+    B(a, b+n-1)/B(a, b) and E[p(1-p)^(n-1)] = B(a+1, b+n-1)/B(a, b). Shared by BG/NBD and
+    MBG/NBD (which differ in the posterior b_post).
+    """
+    r_post, rate_post, a, b_post = (np.asarray(v, dtype=float) for v in (r_post, rate_post, a, b_post))
+    log_q = np.log(rate_post) - np.log(rate_post + t)  # log(rate/(rate+t))
+    log_nb = (sps.gammaln(r_post + n) - sps.gammaln(r_post) - sps.gammaln(n + 1.0) + r_post * log_q
+              + (n * (np.log(t) - np.log(rate_post + t)) if n > 0 else 0.0))  # fmt: skip
+    log_beta0 = sps.betaln(a, b_post)
+    if n == 0:
+        return np.exp(log_nb)
+    stay = np.exp(log_nb + sps.betaln(a, b_post + n - 1.0) - log_beta0)
+    more = sps.betainc(n + 1.0, r_post, t / (rate_post + t))  # E[P(Pois > n)]
+    return stay + more * np.exp(sps.betaln(a + 1.0, b_post + n - 1.0) - log_beta0)
+
+
+def prob_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: float, n: int) -> np.ndarray:
+    """P(exactly n repeat purchases in (T, T+t] | x, t_x, T).
+
+    Dead at T (probability 1 - 1/D) means none; alive, lambda | data ~ Gamma(r+x, alpha+T) and
+    p | data ~ Beta(a, b+x): :func:`prob_purchases_alive_geometric`.
+    """
+    x = np.asarray(x, dtype=float)
+    alive = p_alive(r, alpha, a, b, x, t_x, T)
+    given = prob_purchases_alive_geometric(r + x, alpha + T, a, b + x, t, n)
+    return alive * given + (1.0 - alive if n == 0 else 0.0)
+
+
+def sample_holdout(rng: np.random.Generator, r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any,
+                   duration: float) -> np.ndarray:  # fmt: skip
+    """Repeat-purchase counts in (T, T+duration] drawn from the customer's posterior state at T.
+
+    Alive at T with probability 1/D; if alive, lambda ~ Gamma(r+x, alpha+T) and p ~ Beta(a, b+x)
+    (the alive component of the customer's posterior); purchases follow a Poisson(lambda) process,
+    each followed by dropout with probability p, so the count is min(Poisson(lambda t), Geometric(p)).
+    """
+    alive = rng.random(np.shape(r)) < p_alive(r, alpha, a, b, x, t_x, T)
+    lam = rng.gamma(r + x, 1.0 / (alpha + T))
+    pdrop = rng.beta(a, b + x)
+    n_poisson = rng.poisson(lam * float(duration))
+    n_until_drop = rng.geometric(np.clip(pdrop, 1e-300, 1.0))
+    return np.where(alive, np.minimum(n_poisson, n_until_drop), 0)
+
+
+def sample_frequency(rng: np.random.Generator, r: Any, alpha: Any, a: Any, b: Any, T: Any) -> np.ndarray:
+    """Repeat purchases over (0, T] of a new customer: min(Poisson(lambda T), Geometric(p)),
+    lambda ~ Gamma(r, alpha), p ~ Beta(a, b) (the BG/NBD process)."""
+    lam = rng.gamma(r, 1.0 / alpha)
+    pdrop = np.clip(rng.beta(a, b), 1e-300, 1.0)
+    return np.minimum(rng.poisson(lam * T), rng.geometric(pdrop))
