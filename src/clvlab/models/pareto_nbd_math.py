@@ -245,15 +245,18 @@ def log_e1(r: Any, alpha: Any, s: Any, beta: Any, x: Any, T: Any) -> np.ndarray:
     return -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
 
 
+def _log_death_between(r: Any, alpha: Any, s: Any, beta: Any, x: Any, y0: Any, y1: Any) -> np.ndarray:
+    """log(s (G(y0) - G(y1))) for y0 <= y1 (dying in (y0, y1]), -inf at y0 = y1."""
+    l0, l1 = log_g(r, alpha, s, beta, x, y0), log_g(r, alpha, s, beta, x, y1)
+    with np.errstate(divide="ignore"):
+        return np.log(s) + l0 + np.log(-np.expm1(np.minimum(l1 - l0, 0.0)))
+
+
 def _log_bracket(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray]:
     """(log E1, log[E1 + s (G(t_x) - G(T))]) by log-sum-exp."""
     x = np.asarray(x, dtype=float)
     le = log_e1(r, alpha, s, beta, x, T)
-    la = np.log(s) + log_g(r, alpha, s, beta, x, t_x)
-    lb = np.log(s) + log_g(r, alpha, s, beta, x, T)
-    with np.errstate(divide="ignore"):
-        dead = la + np.log(-np.expm1(np.minimum(lb - la, 0.0)))  # log(s (G(t_x) - G(T))), -inf at t_x = T
-    return le, np.logaddexp(le, dead)
+    return le, np.logaddexp(le, _log_death_between(r, alpha, s, beta, x, t_x, T))
 
 
 def loglik(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, xp: Any = NP) -> np.ndarray:
@@ -337,9 +340,7 @@ def prob_purchases(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: A
     alive = p_alive(r, alpha, s, beta, x, t_x, T)
     r1, a1, b1 = r + x, alpha + T, beta + T
     if n == 0:
-        lg_T, lg_Tt = log_g(r, alpha, s, beta, x, T), log_g(r, alpha, s, beta, x, T + t)
-        with np.errstate(divide="ignore"):
-            dead = np.log(s) + lg_T + np.log(-np.expm1(np.minimum(lg_Tt - lg_T, 0.0)))
+        dead = _log_death_between(r, alpha, s, beta, x, T, T + t)
         given = np.exp(np.logaddexp(log_e1(r, alpha, s, beta, x, T + t), dead) + r1 * np.log(a1) + s * np.log(b1))
         return alive * np.minimum(given, 1.0) + 1.0 - alive
     log_nb_t = (sps.gammaln(r1 + n) - sps.gammaln(r1) - sps.gammaln(n + 1.0) + r1 * np.log(a1 / (a1 + t))
