@@ -142,6 +142,45 @@ def test_engine_equals_dense_reference(segmented) -> None:
     assert s["n_customers"].sum() == len(data)
 
 
+MBG = dict(r=0.525, alpha=6.183, a=0.891, b=1.614)  # BTYDplus CDNOW sample MLE (weekly)
+PARETO = dict(r=0.553, alpha=10.58, s=0.606, beta=11.67)  # Fader & Hardie CDNOW sample MLE
+
+
+@pytest.mark.parametrize(("model", "center", "math_module"), [("mbgnbd", MBG, "mbgnbd_math"),
+                                                              ("pareto_nbd", PARETO, "pareto_nbd_math")])  # fmt: skip
+def test_engine_other_purchase_models_equal_dense_reference(segmented, model: str, center: dict, math_module: str) -> None:
+    """CLV = m E[M] sum_k w_k (E[Y(kL)] - E[Y((k-1)L)]) with E[Y] the model's own conditional
+    expectation, draw by draw; one-time buyers have P(alive) < 1 under both models."""
+    import importlib
+
+    mod = importlib.import_module(f"clvlab.models.{math_module}")
+    data, _, gg = segmented
+    rng = np.random.default_rng(5)
+    post = clv.param_draws(_posterior(rng, 12, ["s1", "s2"], center), tuple(center), segment="seg", model=model)
+    gg = gg.thin(np.arange(12))
+    res = clv.customer_lifetime_value(post, gg, data, chunk_size=61, n_threads=2, progress=False, discount_rate=0.02)
+    assert res.settings.purchase_model == model
+    code = data["seg"].map({"s1": 0, "s2": 1}).to_numpy()
+    par = [v[:, code] for v in post.values.values()]
+    x, t_x, T = (data[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    zbar = np.where(x > 0, data["monetary_value"].to_numpy(float), 0.0)
+    L, w = clv.clv_period_length("M", "W"), clv.discount_factors(12, 0.02)
+    ey = [mod.conditional_expected_purchases(*par, x, t_x, T, k * L) for k in range(13)]
+    big_b = sum(w[k - 1] * (ey[k] - ey[k - 1]) for k in range(1, 13))
+    p, q, g = (gg.values[k] for k in ("p", "q", "gamma"))
+    dense = big_b * (g + x * zbar) * p / (p * x + q - 1)
+    np.testing.assert_allclose(res.customers["clv_mean"], dense.mean(0), rtol=1e-9)
+    alive = mod.p_alive(*par, x, t_x, T)
+    np.testing.assert_allclose(res.customers["p_alive_mean"], alive.mean(0), rtol=1e-9)
+    assert (alive[:, x == 0] < 1).all()
+    np.testing.assert_allclose(res.group_totals["seg"].sel(seg="s1").values, dense[:, code == 0].sum(1), rtol=1e-9)
+    # the retention what-if lowers the model's own dropout: a lower dropout scale, a higher CLV
+    up = clv.customer_lifetime_value(post, gg, data, dropout_scale=0.8, customer_summaries=False, discount_rate=0.02)
+    assert (up.group_totals["all"].values > res.group_totals["all"].values).all()
+    with pytest.raises(ClvlabInputError, match="model='bgnbd' but the purchase model is a"):
+        clv.customer_lifetime_value(post, gg, data, model="bgnbd")
+
+
 def test_unknown_segment_and_bad_rows(segmented) -> None:
     data, bg, gg = segmented
     bad = data.copy()

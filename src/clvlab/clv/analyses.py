@@ -12,7 +12,8 @@ import xarray as xr
 from ..choices import ALL_SEGMENTS
 from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
-from .draws import BGNBD_PARAMS, param_draws
+from .draws import param_draws
+from .families import family_of
 from .engine import _resolve_time_unit, customer_lifetime_value
 from .result import PosteriorCLV
 
@@ -98,7 +99,7 @@ def cac_ratio(result: PosteriorCLV, cac: CAC, segment: str = "channel") -> pd.Da
 
 
 def sensitivity(
-    bgnbd: Any, gg: Any, data: pd.DataFrame, *,
+    purchase: Any, gg: Any, data: pd.DataFrame, *,
     discount_rates: Sequence[float] = (0.0, 0.005, 0.01, 0.02, 0.03),
     margins: Sequence[float] = (0.2, 0.3, 0.5, 1.0), segment: str | None = None, period: str = "M", **kwargs: Any,
 ) -> pd.DataFrame:  # fmt: skip
@@ -109,7 +110,7 @@ def sensitivity(
 
     Parameters
     ----------
-    bgnbd, gg : estimator, posterior, mapping or ParamDraws
+    purchase, gg : estimator, posterior, mapping or ParamDraws
         As for :func:`customer_lifetime_value`.
     data : DataFrame
         The RFM table.
@@ -134,7 +135,7 @@ def sensitivity(
     key = segment or ALL_SEGMENTS
     rows = []
     for d in discount_rates:
-        res = customer_lifetime_value(bgnbd, gg, data, period=period, discount_rate=float(d), margin=1.0, segment=cols,
+        res = customer_lifetime_value(purchase, gg, data, period=period, discount_rate=float(d), margin=1.0, segment=cols,
                                       customer_summaries=False, **kwargs)  # fmt: skip
         summ = res.summary(key)
         for m in margins:
@@ -152,10 +153,10 @@ def sensitivity(
 
 
 def retention_whatif(
-    bgnbd: Any, gg: Any, data: pd.DataFrame, *, scales: Sequence[float] = (0.8, 0.9, 1.0, 1.1), period: str = "M",
+    purchase: Any, gg: Any, data: pd.DataFrame, *, scales: Sequence[float] = (0.8, 0.9, 1.0, 1.1), period: str = "M",
     time_unit: str | None = None, **kwargs: Any,
 ) -> pd.DataFrame:  # fmt: skip
-    """What-if: dropout mean phi = a/(a+b) scaled by s (kappa kept), per BG/NBD segment.
+    """What-if: the mean dropout scaled by s (:func:`scale_dropout`), per purchase-model segment.
 
     Each segment's CLV depends only on its own parameters, so one engine pass per scale
     (applied to every segment) gives each segment's what-if. The uplift against s = 1 is
@@ -163,7 +164,7 @@ def retention_whatif(
 
     Parameters
     ----------
-    bgnbd, gg : estimator, posterior, mapping or ParamDraws
+    purchase, gg : estimator, posterior, mapping or ParamDraws
         As for :func:`customer_lifetime_value`.
     data : DataFrame
         The RFM table.
@@ -182,10 +183,11 @@ def retention_whatif(
         Columns dropout_scale, segment, total_mean, total_hdi_low/high, uplift_mean,
         uplift_hdi_low/high, uplift_pct.
     """
-    if getattr(bgnbd, "covariates", None):
-        raise ClvlabInputError("BG/NBD models with covariates are not supported by the CLV engine yet", what="argument")
-    time_unit = _resolve_time_unit(bgnbd, time_unit, data)  # before the model becomes bare draws
-    bg = param_draws(bgnbd, BGNBD_PARAMS)
+    if getattr(purchase, "covariates", None):
+        raise ClvlabInputError("purchase models with covariates are not supported by the CLV engine yet", what="argument")
+    time_unit = _resolve_time_unit(purchase, time_unit, data)  # before the model becomes bare draws
+    family = family_of(purchase, kwargs.pop("model", None))
+    bg = param_draws(purchase, family.params, model=family.name)
     key = bg.segment or ALL_SEGMENTS
     cols = [key] if bg.segment else []
     hdi_prob = kwargs.get("hdi_prob", HDI_PROB)

@@ -39,11 +39,15 @@ class ParamDraws:
     segment : str or None
         Column of the customer table holding each customer's segment; None: one segment
         for every customer.
+    model : str or None
+        The purchase model the draws belong to (its ``model_name``: "bgnbd", "mbgnbd",
+        "pareto_nbd"); None for spend draws and bare parameters.
     """
 
     values: dict[str, np.ndarray]
     segments: list[str]
     segment: str | None
+    model: str | None = None
 
     @property
     def n_draws(self) -> int:
@@ -62,7 +66,7 @@ class ParamDraws:
         -------
         ParamDraws
         """
-        return ParamDraws({k: v[idx] for k, v in self.values.items()}, self.segments, self.segment)
+        return ParamDraws({k: v[idx] for k, v in self.values.items()}, self.segments, self.segment, self.model)
 
     def with_values(self, **values: np.ndarray) -> ParamDraws:
         """A copy with some parameter arrays replaced.
@@ -76,7 +80,7 @@ class ParamDraws:
         -------
         ParamDraws
         """
-        return ParamDraws({**self.values, **values}, self.segments, self.segment)
+        return ParamDraws({**self.values, **values}, self.segments, self.segment, self.model)
 
 
 def _posterior_of(obj: Any) -> Any:
@@ -98,7 +102,8 @@ def _posterior_of(obj: Any) -> Any:
 
 
 def param_draws(
-    source: Any, names: Sequence[str], *, segment: str | None = None, segment_dim: str = "segment"
+    source: Any, names: Sequence[str], *, segment: str | None = None, segment_dim: str = "segment",
+    model: str | None = None,
 ) -> ParamDraws:
     """Collect parameter draws as (n_draws, n_segments) arrays.
 
@@ -117,6 +122,8 @@ def param_draws(
         ``.segment``). Ignored when there is only one segment.
     segment_dim : str
         Name of the posterior's segment dimension.
+    model : str, optional
+        The purchase model the draws belong to (default: the estimator's ``model_name``).
 
     Returns
     -------
@@ -124,6 +131,9 @@ def param_draws(
     """
     if isinstance(source, ParamDraws):
         return source
+    if model is None:
+        model = getattr(source, "model_name", None)
+        model = model if isinstance(model, str) else None
     if segment is None:
         segment = getattr(source, "segment", None)
         if not isinstance(segment, str):
@@ -133,7 +143,7 @@ def param_draws(
         if all(isinstance(v, Mapping) for v in vals.values()):
             segs = [str(s) for s in next(iter(vals.values()))]
             out = {n: np.array([[float(vals[n][s]) for s in segs]]) for n in names}
-            return ParamDraws(out, segs, segment)
+            return ParamDraws(out, segs, segment, model)
         out = {}
         for n, v in vals.items():
             arr = np.asarray(v, dtype=float)
@@ -144,7 +154,7 @@ def param_draws(
             out[n] = arr
         n_seg = next(iter(out.values())).shape[1]
         segs = [ALL_SEGMENTS] if n_seg == 1 else [str(i) for i in range(n_seg)]
-        return ParamDraws(out, segs, segment if len(segs) > 1 else None)
+        return ParamDraws(out, segs, segment if len(segs) > 1 else None, model)
 
     post = _posterior_of(source)
     missing = [n for n in names if n not in post]
@@ -175,25 +185,30 @@ def param_draws(
     out = {k: np.broadcast_to(v, (v.shape[0], n_seg)).copy() for k, v in out.items()}
     if n_seg == 1:
         segs, segment = [ALL_SEGMENTS], None
-    return ParamDraws(out, segs, segment)
+    return ParamDraws(out, segs, segment, model)
 
 
 def scale_dropout(bg: ParamDraws, scale: float | Mapping[str, float]) -> ParamDraws:
-    """Retention what-if: phi = a/(a+b) -> scale * phi per segment, kappa = a+b kept.
+    """Retention what-if: the mean dropout scaled per segment, the rest of the model kept.
+
+    BG/NBD and MBG/NBD: phi = a/(a+b) -> scale * phi with kappa = a+b kept; Pareto/NBD: the mean
+    dropout rate s/beta -> scale * s/beta (beta / scale).
 
     Parameters
     ----------
     bg : ParamDraws
-        BG/NBD draws (needs ``a`` and ``b``).
+        Purchase-model draws (``bg.model`` picks the model; None: BG/NBD).
     scale : float or Mapping of str to float
-        Factor on the mean dropout probability phi; < 1 is a retention uplift. A scalar for
-        every segment or {segment: scale} (segments not named keep scale 1).
+        Factor on the mean dropout; < 1 is a retention uplift. A scalar for every segment or
+        {segment: scale} (segments not named keep scale 1).
 
     Returns
     -------
     ParamDraws
-        ``bg`` with ``a`` and ``b`` replaced.
+        ``bg`` with the dropout parameters replaced.
     """
+    from .families import family_of
+
     if isinstance(scale, Mapping):
         unknown = [s for s in scale if str(s) not in bg.segments]
         if unknown:
@@ -201,12 +216,7 @@ def scale_dropout(bg: ParamDraws, scale: float | Mapping[str, float]) -> ParamDr
         s = np.array([float(scale.get(g, 1.0)) for g in bg.segments])[None, :]
     else:
         s = float(scale)
-    a, b = bg.values["a"], bg.values["b"]
-    kappa = a + b
-    phi = np.asarray(s * a / kappa)
-    if np.any(phi <= 0) or np.any(phi >= 1):
-        raise ClvlabInputError(f"dropout scale {scale!r} moves phi = a/(a+b) outside (0, 1)", what="argument")
-    return bg.with_values(a=phi * kappa, b=(1.0 - phi) * kappa)
+    return bg.with_values(**family_of(bg).dropout(bg.values, s))
 
 
 def _segment_codes(data: pd.DataFrame, draws: ParamDraws, model: str) -> np.ndarray:

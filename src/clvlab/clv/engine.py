@@ -22,8 +22,9 @@ from ..errors import ClvlabInputError
 from ..models.gamma_gamma_math import gg_spend_weight
 from ..features.validation import check_rfm
 from ..stats import HDI_PROB, hdi_inplace
-from .draws import BGNBD_PARAMS, GG_PARAMS, ParamDraws, _segment_codes, param_draws, scale_dropout
-from .math import _inv_d_factored, _pattern_table, _unit_days, clv_period_length, discounted_purchases
+from .draws import GG_PARAMS, ParamDraws, _segment_codes, param_draws, scale_dropout
+from .families import family_of
+from .math import _unit_days, clv_period_length
 from .result import CLVSettings, PosteriorCLV
 
 __all__ = ["CLVSettings", "PosteriorCLV", "customer_lifetime_value"]
@@ -58,10 +59,10 @@ def _check_settings(horizon: Any, discount_rate: Any, margin: Any, thresholds: l
 
 
 def _check_params(bg: ParamDraws, sp: ParamDraws) -> None:
-    """Model parameters in their domain: BG/NBD and Gamma-Gamma parameters finite and > 0, and
+    """Model parameters in their domain: purchase and Gamma-Gamma parameters finite and > 0, and
     q > 1 (else the population mean spend p gamma / (q - 1) is infinite or negative)."""
     problems = []
-    for model, draws in (("BG/NBD", bg), ("Gamma-Gamma", sp)):
+    for model, draws in ((bg.model or "bgnbd", bg), ("Gamma-Gamma", sp)):
         for name, v in draws.values.items():
             bad = ~(np.isfinite(v) & (v > 0))
             if bad.any():
@@ -75,12 +76,12 @@ def _check_params(bg: ParamDraws, sp: ParamDraws) -> None:
         raise ClvlabInputError(problems, what="model parameters")
 
 
-def _resolve_time_unit(bgnbd: Any, time_unit: str | None, data: pd.DataFrame) -> str | None:
+def _resolve_time_unit(purchase: Any, time_unit: str | None, data: pd.DataFrame) -> str | None:
     """The data's time unit: the purchase model's ``time_unit_``, else ``time_unit``, else ``data.attrs``.
 
     Raises ClvlabInputError when ``time_unit`` and the model's ``time_unit_`` are both set and differ.
     """
-    fitted = getattr(bgnbd, "time_unit_", None)
+    fitted = getattr(purchase, "time_unit_", None)
     fitted = fitted if isinstance(fitted, str) else None
     if time_unit is not None and fitted is not None and time_unit != fitted:
         raise ClvlabInputError(
@@ -112,7 +113,7 @@ def _segment_list(segment: str | Sequence[str] | None) -> list[str]:
 
 
 def customer_lifetime_value(
-    bgnbd: Any,
+    purchase: Any,
     gg: Any,
     data: pd.DataFrame,
     horizon: int = 12,
@@ -120,6 +121,7 @@ def customer_lifetime_value(
     discount_rate: float = 0.01,
     margin: float = 1.0,
     *,
+    model: str | None = None,
     time_unit: str | None = None,
     period_length: float | None = None,
     segment: str | Sequence[str] = (),
@@ -135,15 +137,16 @@ def customer_lifetime_value(
 ) -> PosteriorCLV:
     """Posterior CLV of every customer in ``data`` over ``horizon`` periods of ``period``.
 
-    Per draw: CLV = m E[M] B(segment, x, T) / D (:mod:`clvlab.clv.math`). B is tabulated
-    once per (segment, x, T) when patterns x draws <= ``table_max_elements``, else evaluated
-    per chunk; memory stays bounded either way.
+    Per draw: CLV = m E[M] B(segment, x, T) P(alive) (:mod:`clvlab.clv.math`, with B and
+    P(alive) of the purchase model, :mod:`clvlab.clv.families`). B is tabulated once per
+    (segment, x, T) when patterns x draws <= ``table_max_elements``, else evaluated per chunk;
+    memory stays bounded either way.
 
     Parameters
     ----------
-    bgnbd, gg : estimator, posterior, mapping or ParamDraws
-        Fitted BG/NBD and Gamma-Gamma models, their posteriors, or fixed parameters (see
-        :func:`clvlab.clv.param_draws`).
+    purchase, gg : estimator, posterior, mapping or ParamDraws
+        Fitted purchase (BG/NBD, MBG/NBD or Pareto/NBD) and Gamma-Gamma models, their
+        posteriors, or fixed parameters (see :func:`clvlab.clv.param_draws`).
     data : DataFrame
         RFM table: ``customer_id``, ``frequency``, ``recency``, ``T``, ``monetary_value`` and
         the segment columns.
@@ -155,6 +158,9 @@ def customer_lifetime_value(
         Discount rate per period.
     margin : float
         Margin applied to spend.
+    model : {"bgnbd", "mbgnbd", "pareto_nbd"}, optional
+        The purchase model of ``purchase`` (default: its ``model_name``; "bgnbd" for bare
+        parameters). An error if it differs from the fitted model's.
     time_unit : {"D", "W", "M"}, optional
         Unit of the data's ``recency`` / ``T``. Default: the purchase model's ``time_unit_``,
         else ``data.attrs["time_unit"]``. An error if it differs from the model's ``time_unit_``.
@@ -187,10 +193,13 @@ def customer_lifetime_value(
     -------
     PosteriorCLV
     """
-    if getattr(bgnbd, "covariates", None):
-        raise ClvlabInputError("BG/NBD models with covariates are not supported by the CLV engine yet", what="argument")
-    data_unit = _resolve_time_unit(bgnbd, time_unit, data)
-    bg = bgnbd if isinstance(bgnbd, ParamDraws) else param_draws(bgnbd, BGNBD_PARAMS)
+    if getattr(purchase, "covariates", None):
+        raise ClvlabInputError("purchase models with covariates are not supported by the CLV engine yet", what="argument")
+    family = family_of(purchase, model)
+    data_unit = _resolve_time_unit(purchase, time_unit, data)
+    bg = param_draws(purchase, family.params, model=family.name)
+    if bg.model != family.name:  # ParamDraws passed through: name its model
+        bg = ParamDraws(bg.values, bg.segments, bg.segment, family.name)
     sp = gg if isinstance(gg, ParamDraws) else param_draws(gg, GG_PARAMS)
     if dropout_scale is not None:
         bg = scale_dropout(bg, dropout_scale)
@@ -219,7 +228,7 @@ def customer_lifetime_value(
     bg = bg.thin(np.linspace(0, bg.n_draws - 1, n_draws).round().astype(int))
     sp = sp.thin(np.linspace(0, sp.n_draws - 1, n_draws).round().astype(int))
 
-    g_bg = _segment_codes(data, bg, "BG/NBD")
+    g_bg = _segment_codes(data, bg, family.name)
     g_gg = _segment_codes(data, sp, "Gamma-Gamma")
     x = data["frequency"].to_numpy(float)
     tx = data["recency"].to_numpy(float)
@@ -250,8 +259,8 @@ def customer_lifetime_value(
     if len(uniq) * n_draws <= table_max_elements:
         for gb in np.unique(g_bg):
             u = uniq.iloc[offs[gb] : offs[gb + 1]]
-            tables[int(gb)] = _pattern_table(
-                *(bg.values[k][:, gb] for k in BGNBD_PARAMS), u["x"].to_numpy(float), u["T"].to_numpy(float),
+            tables[int(gb)] = family.table(
+                tuple(bg.values[k][:, gb] for k in family.params), u["x"].to_numpy(float), u["T"].to_numpy(float),
                 horizon=horizon, period_length=L, discount_rate=discount_rate,
             )  # fmt: skip
     chunk_size = chunk_size or max(256, int(4_000_000 // max(n_draws, 1)))
@@ -273,7 +282,7 @@ def customer_lifetime_value(
         s, e = item
         idx = order[s:e]
         gb, gs = g_bg[idx[0]], g_gg[idx[0]]
-        r, alpha, a, b = (bg.values[k][:, gb] for k in BGNBD_PARAMS)  # (draws,)
+        params = tuple(bg.values[k][:, gb] for k in family.params)  # (draws,) each
         p, q, gam = (sp.values[k][:, gs] for k in GG_PARAMS)
         xi, Ti, si = x[idx], T[idx], total_spend[idx]
         starts = _runs(xi, Ti)  # customers are sorted by (x, T) inside a block
@@ -284,7 +293,7 @@ def customer_lifetime_value(
         if int(gb) in tables:
             tab = tables[int(gb)][gpat[idx[starts[:-1]]]]
         else:
-            tab = discounted_purchases(r, alpha, a, b, px, pT, horizon=horizon, period_length=L, discount_rate=discount_rate)
+            tab = family.table(params, px[:, 0], pT[:, 0], horizon=horizon, period_length=L, discount_rate=discount_rate)
         tab *= weight
         if margin != 1.0:
             tab *= margin
@@ -294,11 +303,12 @@ def customer_lifetime_value(
         clv[k0:] *= gam[None, :] + si[k0:, None]
         spend_mean = (weight * gam).mean(1)[pat] + si * weight.mean(1)[pat]
         alive_mean = np.ones(len(idx))
-        if k0 < len(idx):
-            inv_d = _inv_d_factored(r, alpha, a, b, px, pT, pat[k0:], tx[idx[k0:]])
-            alive_mean[k0:] = inv_d.mean(1)
-            clv[k0:] *= inv_d
-            del inv_d
+        j0 = k0 if family.alive_at_zero else 0  # customers from j0 on need P(alive)
+        if j0 < len(idx):
+            alive = family.alive(params, px, pT, pat[j0:], xi[j0:], tx[idx[j0:]])
+            alive_mean[j0:] = alive.mean(1)
+            clv[j0:] *= alive
+            del alive
         # reductions: per-draw group totals (column sums per group), per-customer summaries
         gc = gcode[idx]
         part: dict[int, np.ndarray] = {}
@@ -374,7 +384,7 @@ def customer_lifetime_value(
     settings = CLVSettings(
         horizon=int(horizon), period=period, time_unit=data_unit, period_length=L, discount_rate=float(discount_rate),
         margin=float(margin), hdi_prob=float(hdi_prob), n_draws=int(n_draws), thresholds=tuple(thresholds),
-        purchase_segment=bg.segment, spend_segment=sp.segment,
+        purchase_segment=bg.segment, spend_segment=sp.segment, purchase_model=family.name,
         dropout_scale=dict(dropout_scale) if isinstance(dropout_scale, Mapping) else dropout_scale,
     )  # fmt: skip
     return PosteriorCLV(cust, group_totals, group_counts, settings)

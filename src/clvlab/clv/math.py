@@ -17,6 +17,7 @@ Everything here is a pure function of parameters and data arrays (no posterior h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -83,14 +84,16 @@ def discount_factors(horizon: int, discount_rate: float) -> np.ndarray:
 
 
 def discounted_purchases(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, *, horizon: int, period_length: float, discount_rate: float
+    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, *, horizon: int, period_length: float, discount_rate: float,
+    numerator: Callable[..., Any] = expected_purchases_numerator,
 ) -> np.ndarray:
     """B = sum_k (N(kL) - N((k-1)L)) / (1+d)^k, N the t_x-free numerator of FHL 2005 eq. 10.
 
     Parameters
     ----------
     r, alpha, a, b : array_like
-        BG/NBD parameters; broadcast against the data (e.g. params (draws, 1), patterns (1, n)).
+        BG/NBD parameters (or another purchase model's four, with its ``numerator``); broadcast
+        against the data (e.g. params (draws, 1), patterns (1, n)).
     x, T : array_like
         Repeat purchases and customer age (data time unit).
     horizon : int
@@ -99,6 +102,9 @@ def discounted_purchases(
         L, one period in the data's time unit.
     discount_rate : float
         Discount rate d per period.
+    numerator : callable
+        N(params, x, T, t), E[Y(t)] given alive at T (default BG/NBD's; any purchase model's
+        ``expected_purchases_numerator``).
 
     Returns
     -------
@@ -109,7 +115,7 @@ def discounted_purchases(
     out = 0.0
     prev = 0.0
     for k in range(1, horizon + 1):
-        cur = expected_purchases_numerator(r, alpha, a, b, x, T, k * period_length)
+        cur = numerator(r, alpha, a, b, x, T, k * period_length)
         out = out + w[k - 1] * (cur - prev)
         prev = cur
     return np.asarray(out, dtype=float)

@@ -43,11 +43,13 @@ class CLVSettings:
     thresholds : tuple of float
         The c of the per-customer P(CLV > c) columns.
     purchase_segment : str or None
-        Segment column of the BG/NBD draws (None: pooled).
+        Segment column of the purchase-model draws (None: pooled).
     spend_segment : str or None
         Segment column of the Gamma-Gamma draws (None: pooled).
     dropout_scale : float, Mapping or None
         Retention what-if applied (see :func:`clvlab.clv.scale_dropout`).
+    purchase_model : str
+        The purchase model ("bgnbd", "mbgnbd" or "pareto_nbd").
     """
 
     horizon: int
@@ -62,6 +64,7 @@ class CLVSettings:
     purchase_segment: str | None
     spend_segment: str | None
     dropout_scale: float | Mapping[str, float] | None
+    purchase_model: str = "bgnbd"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the settings (JSON-friendly: thresholds as a list).
