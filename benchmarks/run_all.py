@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("rfm", "bgnbd", "clv")
+BENCHMARKS = ("rfm", "bgnbd", "purchase", "clv")
 
 
 def main(argv: list[str]) -> int:

@@ -93,7 +93,7 @@ plot_sensitivity(clv.sensitivity, whatif)
 # remaining value of customers already acquired; a new customer's value is the next step.)
 
 # %%
-m = study.config.bgnbd
+m = study.config.purchase
 # Four well-separated channels: the between-channel sds mix slowly (bulk ESS ~500 per 4,000 draws,
 # R-hat up to 1.02 measured), so the full run takes 4 x 2000; target_accept: the default for 4 segments.
 FIT = dict(draws=m.draws if quick else 2 * m.draws, tune=m.tune, chains=m.chains, progressbar=False)

@@ -44,9 +44,11 @@ def test_rfm_command_bad_input_exits_2_naming_column(tmp_path, capsys):
 
 def test_config_rejects_unknown_keys_and_bad_choices():
     with pytest.raises(ClvlabInputError) as exc:
-        load_config({"name": "x", "bgnbd": {"pooling": "sometimes", "chain": 2}, "extra": 1})
+        load_config({"name": "x", "purchase": {"pooling": "sometimes", "chain": 2, "model": "bgnbd2"}, "extra": 1,
+                     "bgnbd": {}})  # fmt: skip
     msg = str(exc.value)
-    assert "chain" in msg and "sometimes" in msg and "extra" in msg
+    assert "chain" in msg and "sometimes" in msg and "extra" in msg and "bgnbd2" in msg
+    assert "config.bgnbd: unknown key: renamed to purchase" in msg
 
 
 def test_shipped_configs_load():
@@ -65,8 +67,10 @@ def test_quick_run_end_to_end(quick_run):
     assert set(meta["timings"]) >= {"data", "features", "purchase", "spend", "clv", "churn", "report", "total"}
     # quick mode: recorded, the CDNOW sample, the quick sampler settings, its own run folder
     assert meta["quick"] is True and meta["config"]["name"] == "cdnow_quick"
-    assert meta["config"]["data"]["source"] == "cdnow_sample" and meta["config"]["bgnbd"]["draws"] == 1000
-    assert meta["cached_fits"] == {"bgnbd": False, "bgnbd_pooled": False, "bgnbd_unpooled": False, "gamma_gamma": False}
+    assert meta["config"]["data"]["source"] == "cdnow_sample" and meta["config"]["purchase"]["draws"] == 1000
+    compared = {f"{m}_{k}": False for m in ("mbgnbd", "pareto_nbd") for k in ("pooled", "mle")}
+    assert meta["cached_fits"] == {"bgnbd": False, "bgnbd_pooled": False, "bgnbd_unpooled": False, "gamma_gamma": False,
+                                   "bgnbd_mle": False, "nbd_pooled": False, **compared}  # fmt: skip
     assert meta["data"]["customers"] == 2357 and len(meta["data"]["hash"]) == 64
     assert (run_dir / "bgnbd/posterior.nc").exists() and (run_dir / "gamma_gamma/posterior.nc").exists()
     clv = pd.read_parquet(run_dir / "clv_customers.parquet")
@@ -107,6 +111,6 @@ def test_rerun_is_up_to_date_and_a_changed_setting_reuses_every_fit(quick_run):
         assert main(["run", "--config", str(changed), "--quick"]) == 0
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert set(meta["cached_fits"].values()) == {True}, meta["cached_fits"]
-    assert out.getvalue().count("cached fit reused") == 4
+    assert out.getvalue().count("cached fit reused") == len(meta["cached_fits"]) == 10
     after = pd.read_parquet(run_dir / "clv_by_all.parquet")
     np.testing.assert_allclose(after["total_mean"], 2.0 * before["total_mean"], rtol=1e-12)

@@ -25,7 +25,7 @@ MAP_CONFIG = {
     "data": {"source": "cdnow_sample"},
     "features": {"calibration_end": "1997-09-30", "observation_end": "1998-06-30", "time_unit": "W",
                  "segment": "cohort", "cohort_freq": "M"},
-    "bgnbd": {"method": "map", "pooling": "partial"},
+    "purchase": {"method": "map", "pooling": "partial"},
     "gamma_gamma": {"method": "map", "pooling": "partial"},
     "clv": {"horizon": 6, "period": "M", "discount_rate": 0.02, "margin": 0.25, "thresholds": [20.0, 50.0],
             "sensitivity_discount_rates": [0.0, 0.02], "sensitivity_margins": [0.5, 1.0]},
@@ -78,7 +78,7 @@ def test_force_refits_and_a_changed_section_refits_only_its_model(tmp_path):
     assert not first.purchase().cached and not first.spend().cached
     forced = Study(dict(MAP_CONFIG), root=tmp_path, force=True, log=lambda s: None, progress=False)
     assert not forced.purchase().cached and not forced.spend().cached
-    changed = _study(tmp_path, bgnbd={**MAP_CONFIG["bgnbd"], "pooling": "pooled"})
+    changed = _study(tmp_path, purchase={**MAP_CONFIG["purchase"], "pooling": "pooled"})
     assert not changed.purchase().cached  # its section changed
     assert changed.spend().cached  # the spend model's section and data did not
     assert _study(tmp_path, seed=8).purchase().cached is False  # the seed is part of the key
@@ -170,27 +170,27 @@ def test_cli_refuses_unknown_suffixes(tmp_path, capsys):
 
 def test_quick_mode_changes_data_draws_and_folder():
     cfg = load_config({"name": "cdnow", "quick": True, "data": {"source": "cdnow"},
-                       "bgnbd": {"draws": 3000, "chains": 2, "tune": 900}}).resolved()  # fmt: skip
+                       "purchase": {"draws": 3000, "chains": 2, "tune": 900}}).resolved()  # fmt: skip
     assert cfg.name == "cdnow_quick" and cfg.data.source == "cdnow_sample"
     # the data is cut, not the chains: full-length chains on the sample (QuickConfig's docstring)
-    assert (cfg.bgnbd.chains, cfg.bgnbd.draws, cfg.bgnbd.tune) == (4, 1000, None)
+    assert (cfg.purchase.chains, cfg.purchase.draws, cfg.purchase.tune) == (4, 1000, None)
     assert (cfg.gamma_gamma.chains, cfg.gamma_gamma.draws) == (4, 1000)
     own = load_config({"name": "c", "quick": True,
                        "quick_settings": {"chains": 2, "draws": 300, "tune": 200}}).resolved()  # fmt: skip
-    assert (own.bgnbd.chains, own.bgnbd.draws, own.bgnbd.tune) == (2, 300, 200)
+    assert (own.purchase.chains, own.purchase.draws, own.purchase.tune) == (2, 300, 200)
     full = load_config({"name": "cdnow", "quick": False}).resolved()
-    assert full.name == "cdnow" and full.bgnbd.draws == 1000
+    assert full.name == "cdnow" and full.purchase.draws == 1000
 
 
 def test_config_reports_every_wrong_value_before_any_work():
     bad = {"name": "x", "clv": {"discount_rate": "1%", "margin": "high", "horizon": "year", "time_unit": "M"},
            "data": {"segment_cols": "channel"}, "features": {"calibration_end": "soon"},
-           "bgnbd": {"draws": 0, "chains": True, "target_accept": 1.5}, "survival": {"lapse_after": -1}}
+           "purchase": {"draws": 0, "chains": True, "target_accept": 1.5}, "survival": {"lapse_after": -1}}
     with pytest.raises(ClvlabInputError) as err:
         load_config(bad)
     msg = str(err.value)
     for key in ("clv.discount_rate", "clv.margin", "clv.horizon", "data.segment_cols", "features.calibration_end",
-                "bgnbd.draws", "bgnbd.chains", "bgnbd.target_accept", "survival.lapse_after"):
+                "purchase.draws", "purchase.chains", "purchase.target_accept", "survival.lapse_after"):
         assert f"config.{key}" in msg, key
     assert "renamed to clv.period" in msg
     assert len(err.value.problems) == 10

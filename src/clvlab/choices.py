@@ -16,3 +16,7 @@ COHORT_FREQS: tuple[str, ...] = ("D", "W", "M", "Q", "Y")
 ALL_SEGMENTS = "all"
 """The label of the whole customer base: the one segment of a model without a segment column,
 and the "all customers" row of every per-segment table."""
+PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "mbgnbd", "pareto_nbd")
+"""The purchase models the pipeline fits and values (``model_name``; :func:`clvlab.models.purchase_model_class`)."""
+BASELINE_MODELS: tuple[str, ...] = ("nbd",)
+"""Comparison-only purchase models (no dropout: no CLV)."""

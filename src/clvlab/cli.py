@@ -5,6 +5,7 @@
     clvlab fit bgnbd --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
     clvlab fit gg    --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
     clvlab score --run models/runs/cdnow --input rfm.parquet --out scores.csv
+    clvlab compare --runs models/runs/A models/runs/B --out reports/compare/
 
 Bad input ends with exit code 2 and one message naming the argument, file or column.
 """
@@ -68,12 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit a model to an RFM table").add_subparsers(dest="model", required=True)
     _add_fit_options(fit.add_parser("bgnbd", help="hierarchical BG/NBD (purchase + dropout)"))
+    _add_fit_options(fit.add_parser("mbgnbd", help="hierarchical MBG/NBD (dropout possible at the first purchase)"))
+    _add_fit_options(fit.add_parser("pareto_nbd", help="hierarchical Pareto/NBD (dropout in continuous time)"))
+    _add_fit_options(fit.add_parser("nbd", help="NBD without dropout (a comparison baseline)"))
     _add_fit_options(fit.add_parser("gg", help="hierarchical Gamma-Gamma (spend)"))
 
     p = sub.add_parser("score", help="score customers with a saved run's models (no refit)")
     p.add_argument("--run", required=True, help="run folder of `clvlab run` (e.g. models/runs/cdnow)")
     p.add_argument("--input", required=True, help="RFM table (Parquet/CSV) in the run's time unit")
     p.add_argument("--out", required=True, help="output .csv or .parquet (P(alive), expected purchases, CLV)")
+
+    p = sub.add_parser("compare", help="score the purchase models of saved runs against each other (LOO, holdout)")
+    p.add_argument("--runs", required=True, nargs="+", help="run folders on the same customers")
+    p.add_argument("--out", required=True, help="folder for the CSV tables, comparison.md and the figures")
     return parser
 
 
@@ -135,13 +143,15 @@ def cmd_rfm(args: argparse.Namespace) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> None:
     rfm = _read_table(_check_input(args.input))
-    if args.model == "bgnbd":
-        from .models.bgnbd import BGNBD as Model
-    else:
+    if args.model == "gg":
         from .models.gamma_gamma import GammaGamma as Model
-    extra = {"parameterization": args.parameterization} if args.model == "bgnbd" else {}
-    if args.model != "bgnbd" and args.parameterization != "auto":
-        raise SystemExit("error: --parameterization applies to `fit bgnbd` only")
+    else:
+        from .models import purchase_model_class
+
+        Model = purchase_model_class(args.model)
+    extra = {"parameterization": args.parameterization} if args.model != "gg" else {}
+    if args.model == "gg" and args.parameterization != "auto":
+        raise SystemExit("error: --parameterization applies to the purchase models only")
     model = Model(pooling=args.pooling, segment=args.segment, **extra)
     model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
               tune=args.tune, seed=args.seed, time_unit=args.time_unit)
@@ -170,9 +180,18 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(f"scored {len(scores):,} customers with the models of {args.run}; wrote {args.out}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .compare_runs import compare_runs, write_comparison
+
+    cmp, cfg = compare_runs(args.runs)
+    path = write_comparison(cmp, args.out, time_unit=cfg.features.time_unit)
+    print(cmp.verdict)
+    print(f"wrote {path} (+ CSV tables and figures in {args.out})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "rfm": cmd_rfm, "fit": cmd_fit, "score": cmd_score}[args.command]
+    handler = {"run": cmd_run, "rfm": cmd_rfm, "fit": cmd_fit, "score": cmd_score, "compare": cmd_compare}[args.command]
     try:
         handler(args)
     except ClvlabInputError as exc:

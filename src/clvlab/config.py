@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .choices import COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
+from .choices import BASELINE_MODELS, COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
 __all__ = [
-    "CLVConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
+    "CLVConfig", "CompareConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
     "SpendConfig", "SurvivalConfig", "load_config",
 ]  # fmt: skip
 
@@ -102,8 +102,9 @@ class ModelConfig(Section):
 
 
 class PurchaseConfig(ModelConfig):
-    """The purchase model (BG/NBD)."""
+    """The purchase model: BG/NBD, MBG/NBD or Pareto/NBD (its CLV, churn scores and figures)."""
 
+    model: Literal[PURCHASE_MODELS] = "bgnbd"  # type: ignore[valid-type]
     parameterization: Literal[PARAMETERIZATIONS] = "auto"  # type: ignore[valid-type]
     compare_pooling: bool = False
     """Also fit the other two poolings (the shrinkage forest plot)."""
@@ -111,6 +112,24 @@ class PurchaseConfig(ModelConfig):
     """t of the expected-purchases heat map, in ``features.time_unit``; None: the holdout length."""
     heatmap_draws: Positive = 100
     """Draws per chain behind the frequency x recency heat maps."""
+
+
+class CompareConfig(Section):
+    """The model comparison (``compare`` stage): models x poolings scored on the same holdout.
+
+    Sampler settings are the ``purchase`` section's; a (model, pooling) equal to the purchase
+    model's, or one of its ``compare_pooling`` fits, is reused.
+    """
+
+    models: list[Literal[PURCHASE_MODELS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    """Purchase models to compare (empty: no comparison stage)."""
+    poolings: list[Literal[POOLINGS]] = Field(default_factory=lambda: ["partial", "pooled"])  # type: ignore[valid-type]
+    mle: bool = True
+    """Add each model's pooled maximum-likelihood fit (a flat-prior MAP): the classic row."""
+    baseline: Literal[BASELINE_MODELS] | None = "nbd"  # type: ignore[valid-type]
+    """A model without dropout, fitted pooled: the floor every model must beat (None: none)."""
+    draws_per_chain: Positive = 250
+    """Draws per chain (evenly thinned) behind the comparison's predictions and bands."""
 
 
 class SpendConfig(ModelConfig):
@@ -182,6 +201,8 @@ class QuickConfig(Section):
     tune: Positive | None = None
     sample: bool = True
     """Use the CDNOW 1/10 sample when the source is the full CDNOW log."""
+    compare_poolings: list[Literal[POOLINGS]] = Field(default_factory=lambda: ["pooled"])  # type: ignore[valid-type]
+    """``compare.poolings`` of a quick run (the pooled fits compile and sample in seconds)."""
 
 
 class OutputsConfig(Section):
@@ -200,10 +221,11 @@ class RunConfig(Section):
     quick: bool = False
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    bgnbd: PurchaseConfig = Field(default_factory=PurchaseConfig)
+    purchase: PurchaseConfig = Field(default_factory=PurchaseConfig)
     gamma_gamma: SpendConfig = Field(default_factory=SpendConfig)
     clv: CLVConfig = Field(default_factory=CLVConfig)
     survival: SurvivalConfig = Field(default_factory=SurvivalConfig)
+    compare: CompareConfig = Field(default_factory=CompareConfig)
     quick_settings: QuickConfig = Field(default_factory=QuickConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
 
@@ -218,8 +240,9 @@ class RunConfig(Section):
         if q.sample and data.source == "cdnow":
             data = data.model_copy(update=dict(source="cdnow_sample"))
         return self.model_copy(update=dict(
-            name=name, data=data, bgnbd=self.bgnbd.model_copy(update=sampling),
-            gamma_gamma=self.gamma_gamma.model_copy(update=sampling)))  # fmt: skip
+            name=name, data=data, purchase=self.purchase.model_copy(update=sampling),
+            gamma_gamma=self.gamma_gamma.model_copy(update=sampling),
+            compare=self.compare.model_copy(update=dict(poolings=list(q.compare_poolings)))))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -240,7 +263,8 @@ class RunConfig(Section):
         return self.data.segment_cols[0] if self.data.segment_cols else self.features.segment
 
 
-RENAMED = {("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)"}
+RENAMED = {("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)",
+           ("bgnbd",): "purchase (with purchase.model: bgnbd, mbgnbd or pareto_nbd)"}
 """Keys of older configs, and what they are called now (named in the error)."""
 
 

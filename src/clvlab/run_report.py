@@ -17,13 +17,15 @@ import yaml
 from .choices import ALL_SEGMENTS
 from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
 from .report import Badge, Headline, Report, describe_table, format_compact, format_number
+from .comparison import MODEL_LABELS, headline_labels
 from .study import Study, StudyResults
 from .versions import package_versions
 
 __all__ = ["SECTIONS", "build_report", "clv_table", "diagnostics_badge", "headline_cards", "headline_numbers",
            "parameter_table"]
 
-SECTIONS = ("Data", "Customers", "Purchase model (BG/NBD)", "Spend model (Gamma-Gamma)", "Posterior CLV", "Churn")
+SECTIONS = ("Data", "Customers", "Purchase model", "Spend model (Gamma-Gamma)", "Posterior CLV", "Churn",
+            "Model comparison")
 RHAT_FAIL = 1.05
 """R-hat above this fails the badge (above RHAT_MAX it warns)."""
 DIVERGENCE_FAIL_SHARE = 0.01
@@ -166,14 +168,14 @@ def build_report(study: Study, results: StudyResults) -> Path:
     from .plots import survival as ps
 
     cfg = results.config
-    f, m, c_cfg = cfg.features, cfg.bgnbd, cfg.clv
+    f, m, c_cfg = cfg.features, cfg.purchase, cfg.clv
     unit = UNIT_NAMES[f.time_unit]
     d, feat, p, s, c, ch = results.data, results.features, results.purchase, results.spend, results.clv, results.churn
     rep = Report(title=f"clvlab run: {cfg.name}", directory=study.report_dir,
                  subtitle=f"data: {cfg.data.source} ({Path(d.validation.source).name}) · "
                           f"{'quick run · ' if cfg.quick else ''}seed {cfg.seed}")  # fmt: skip
     rep.set_headline(headline_cards(results))
-    rep.add_badge(diagnostics_badge("BG/NBD sampler", p.model))
+    rep.add_badge(diagnostics_badge(f"{MODEL_LABELS[cfg.purchase.model]} sampler", p.model))
     rep.add_badge(diagnostics_badge("Gamma-Gamma sampler", s.model))
     for name in SECTIONS:
         rep.section(name)
@@ -190,9 +192,9 @@ def build_report(study: Study, results: StudyResults) -> Path:
     rep.add_figure(sec, pr.plot_interpurchase_times(feat.interpurchase), "interpurchase_times",
                    caption="Days between consecutive purchases")
 
-    sec = "Purchase model (BG/NBD)"
+    sec = "Purchase model"
     model = p.model
-    rep.add_text(sec, f"Pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
+    rep.add_text(sec, f"{MODEL_LABELS[m.model]}, pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
                       f"{len(feat.rfm):,} customers" + ("; fit reused from the cache." if p.cached else "."))
     summary = p.summary
     rep.add_table(sec, parameter_table(summary, True), caption=f"Segment parameters: posterior mean ({round(100 * c_cfg.hdi_prob)}% HDI)", index=True)
@@ -250,7 +252,61 @@ def build_report(study: Study, results: StudyResults) -> Path:
     rep.add_figure(sec, ps.plot_roc_curves(ch.roc, ch.comparison), "churn_roc")
     rep.add_figure(sec, ps.plot_calibration_curves(ch.calibration, ch.comparison), "churn_calibration")
 
+    if results.compare.comparison is not None:
+        _comparison_section(rep, results)
+
     rep.set_footer(config_yaml=yaml.safe_dump(cfg.to_dict(), sort_keys=False), data_hash=d.hash,
                    versions=package_versions(), timings=dict(results.timings))  # fmt: skip
     rep.write(self_contained=cfg.outputs.self_contained)  # index.html (+ report_standalone.html)
     return rep.directory / "index.html"
+
+
+def comparison_tables(cmp: Any) -> dict[str, pd.DataFrame]:
+    """The comparison's tables for people: LOO, holdout errors and totals, churn (the run folder keeps every column)."""
+    pct = f"{round(100 * cmp.hdi_prob)}% HDI"
+    loo = cmp.loo
+    loo_t = pd.DataFrame({
+        "model": loo["label"], "criterion": loo["criterion"], "elpd": loo["elpd"], "se": loo["se"],
+        "difference to best": loo["elpd_diff"], "se of difference": loo["se_diff"], "p_loo": loo["p_loo"],
+        "Pareto k > 0.7": loo["n_k_gt_0.7"],
+    })  # fmt: skip
+    hold = cmp.holdout[cmp.holdout["segment"] == ALL_SEGMENTS].set_index("label")
+    err = cmp.errors
+    err_t = pd.DataFrame({
+        "model": err["label"], "MAE": err["mae"], "RMSE": err["rmse"], "MAE minus best": err["mae_diff"],
+        "se (paired)": err["mae_diff_se"], "total error": [f"{v:+.1f}%" for v in err["total_error_pct"]],
+        "predicted total": hold.loc[err["label"], "predicted_mean"].to_numpy(),
+        f"total, {pct}": [f"{format_number(a)} – {format_number(b)}" for a, b in
+                          zip(hold.loc[err["label"], "predicted_hdi_low"], hold.loc[err["label"], "predicted_hdi_high"],
+                              strict=True)],
+        "covers actual": ["yes" if v else "no" for v in hold.loc[err["label"], "covered"]],
+    })  # fmt: skip
+    churn = cmp.churn.pivot(index="label", columns="score", values="auc").add_prefix("AUC ")
+    brier = cmp.churn.pivot(index="label", columns="score", values="brier").add_prefix("Brier ")
+    churn_t = churn.join(brier).loc[err["label"]].rename_axis("model").reset_index()
+    return {"loo": loo_t, "errors": err_t, "churn": churn_t}
+
+
+def _comparison_section(rep: Report, results: StudyResults) -> None:
+    from .plots import compare as pk
+
+    cmp, cfg = results.compare.comparison, results.config
+    sec, prob = "Model comparison", cmp.hdi_prob
+    unit = UNIT_NAMES[cfg.features.time_unit]
+    rep.add_text(sec, cmp.verdict)
+    rep.add_text(sec, "Every model is fitted on the same calibration customers and scored on the same holdout "
+                      f"({results.purchase.holdout_duration:g} {unit}). MLE rows are flat-prior pooled MAP fits "
+                      "(the classic maximum-likelihood estimate): their intervals carry process noise only. "
+                      "The NBD row has no dropout at all: the floor every model must beat.")  # fmt: skip
+    tables = comparison_tables(cmp)
+    rep.add_table(sec, tables["loo"], caption="Leave-one-out fit of the calibration data (PSIS-LOO; higher elpd is better)")
+    rep.add_figure(sec, pk.plot_loo(cmp.loo), "compare_loo")
+    rep.add_table(sec, tables["errors"], caption="Holdout: per-customer error of the expected repeat purchases and the "
+                                                 "posterior predictive total")  # fmt: skip
+    rep.add_figure(sec, pk.plot_holdout_totals(cmp.holdout, prob), "compare_holdout_totals")
+    shown = headline_labels(cmp.tracking["label"])
+    rep.add_figure(sec, pk.plot_tracking(cmp.tracking, prob, labels=shown, time_unit=cfg.features.time_unit),
+                   "compare_tracking", caption="Weekly and cumulative repeat purchases: actual (counted from the "
+                   "transaction log) vs each model")  # fmt: skip
+    rep.add_figure(sec, pk.plot_conditional_expectations(cmp.conditional, prob, labels=shown), "compare_conditional")
+    rep.add_table(sec, tables["churn"], caption="Holdout churn (no purchase in the holdout): ROC AUC and Brier score")

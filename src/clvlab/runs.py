@@ -83,7 +83,8 @@ def _table(study: Study, df: pd.DataFrame, name: str) -> Path:
 
 def write_artifacts(study: Study, results: StudyResults) -> None:
     """Write every result table of ``results`` into the run folder (the models are already there)."""
-    f, p, s, c, ch = results.features, results.purchase, results.spend, results.clv, results.churn
+    f, p, s, c, ch, cmp = (results.features, results.purchase, results.spend, results.clv, results.churn,
+                           results.compare.comparison)  # fmt: skip
     study.run_dir.mkdir(parents=True, exist_ok=True)
     write_text(study.run_dir / "config.yaml", yaml.safe_dump(results.config.to_dict(), sort_keys=False))
     tables: dict[str, pd.DataFrame] = {
@@ -98,6 +99,10 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
     tables.update({f"clv_by_{col}": t for col, t in c.by_segment.items()})
     if c.cac is not None:
         tables["clv_cac"] = c.cac
+    if cmp is not None:
+        tables.update({f"compare_{k}": getattr(cmp, k) for k in ("loo", "errors", "holdout", "conditional", "churn",
+                                                                  "tracking")})  # fmt: skip
+        write_text(study.run_dir / "compare_verdict.txt", cmp.verdict + "\n")
     for name, df in tables.items():
         _table(study, df, name)
 
@@ -127,7 +132,7 @@ def _write_metadata(study: Study, results: StudyResults, key: str | None = None)
         run_key=key, config=results.config.to_dict(), quick=results.config.quick,
         data=dict(source=results.config.data.source, hash=d.hash, rows=len(d.transactions),
                   customers=int(d.transactions["customer_id"].nunique()), rfm_hash=results.features.hash),
-        bgnbd=dict(fit=p.model.fit_info_, convergence=p.model.convergence_, cached=p.cached),
+        purchase=dict(model=p.model.model_name, fit=p.model.fit_info_, convergence=p.model.convergence_, cached=p.cached),
         gamma_gamma=dict(fit=s.model.fit_info_, convergence=s.model.convergence_, cached=s.cached),
         survival=dict(lapse_after=ch.lapse_after, heldout_concordance=ch.concordance),
         cached_fits=study.cached_fits, versions=package_versions(), timings=results.timings,
@@ -143,7 +148,8 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
     Parameters
     ----------
     run_dir : path
-        A run folder written by :func:`run` (holds ``bgnbd/``, ``gamma_gamma/``, ``metadata.json``).
+        A run folder written by :func:`run` (holds the purchase model's folder, ``gamma_gamma/``,
+        ``metadata.json``).
     rfm : DataFrame
         RFM rows (``customer_id``, ``frequency``, ``recency``, ``T``, ``monetary_value`` and the
         run's segment column), in the run's time unit (``features.time_unit``).
@@ -158,7 +164,7 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
         P(CLV > c) for the run's thresholds).
     """
     from .clv import customer_lifetime_value
-    from .models.bgnbd import BGNBD
+    from .models import purchase_model_class
     from .models.gamma_gamma import GammaGamma
     from .stats import hdi
     from .units import unit_days
@@ -168,7 +174,8 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
     if not meta_path.exists():
         raise ClvlabInputError(f"{run_dir}: no metadata.json (not a finished clvlab run folder)", what="run folder")
     cfg = RunConfig.model_validate(json.loads(meta_path.read_text())["config"])
-    bg, gg = BGNBD.load(run_dir / "bgnbd"), GammaGamma.load(run_dir / "gamma_gamma")
+    name = cfg.purchase.model
+    bg, gg = purchase_model_class(name).load(run_dir / name), GammaGamma.load(run_dir / "gamma_gamma")
     unit = rfm.attrs.get("time_unit")
     if unit is not None and bg.time_unit_ is not None and unit != bg.time_unit_:
         raise ClvlabInputError(f"the RFM table is in time unit {unit!r}, the run's models in {bg.time_unit_!r}: "

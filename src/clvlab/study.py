@@ -13,13 +13,15 @@ stage      what it does                                          config section
 data       load + validate the transaction log                   ``data``
 features   calibration / holdout RFM (DuckDB), RFM scores,       ``features``
            cohorts, inter-purchase times
-purchase   hierarchical BG/NBD, holdout check, posterior         ``bgnbd``
-           predictive holdout counts, churn scores
+purchase   hierarchical BG/NBD, MBG/NBD or Pareto/NBD, holdout   ``purchase``
+           check, posterior predictive holdout counts, churn scores
 spend      hierarchical Gamma-Gamma on the repeat customers      ``gamma_gamma``
 clv        posterior CLV per customer / segment, lifecycle       ``clv``
            stages, sensitivity, CLV/CAC
 churn      lapse table, Kaplan-Meier, Cox, churn-score           ``survival``
-           comparison (Cox against the BG/NBD scores)
+           comparison (Cox against the purchase model's scores)
+compare    purchase models x poolings (+ MLE rows, the NBD       ``compare``
+           baseline) on LOO, holdout tracking, errors, churn
 =========  ====================================================  ==========================
 
 Fits are cached in the run folder (``<runs_dir>/<name>/<model>/``): a saved fit is reused
@@ -44,15 +46,18 @@ import pandas as pd
 import xarray as xr
 
 from .choices import ALL_SEGMENTS, POOLINGS
+from .comparison import MODEL_LABELS
 from .config import ModelConfig, RunConfig, load_config
 from .units import unit_days
 from .versions import data_hash, package_versions
 
 __all__ = ["STAGES", "Study", "StudyResults", "DataResult", "FeaturesResult", "PurchaseResult", "SpendResult",
-           "CLVResult", "ChurnResult", "fit_cache_key", "run_key"]  # fmt: skip
+           "CLVResult", "ChurnResult", "CompareResult", "fit_cache_key", "run_key"]  # fmt: skip
 
-STAGES: tuple[str, ...] = ("data", "features", "purchase", "spend", "clv", "churn")
+STAGES: tuple[str, ...] = ("data", "features", "purchase", "spend", "clv", "churn", "compare")
 PACKAGE = Path(__file__).resolve().parent
+MLE_PRIOR_SCALE = 10.0
+"""Prior sd on the link scale of the MLE rows' flat-prior MAP (reproduces the published MLEs)."""
 MODEL_CODE = PACKAGE / "models"
 
 
@@ -85,8 +90,8 @@ class FeaturesResult:
 class PurchaseResult:
     """The purchase model, the other poolings (shrinkage plot) and its holdout predictions."""
 
-    model: Any  # BGNBD
-    pooling_fits: dict[str, Any]  # pooling -> BGNBD, incl. ``model`` (only with compare_pooling)
+    model: Any  # the config's purchase model (BGNBD, MBGNBD or ParetoNBD)
+    pooling_fits: dict[str, Any]  # pooling -> the same model class, incl. ``model`` (only with compare_pooling)
     holdout_duration: float  # in features.time_unit
     holdout_check: pd.DataFrame  # evaluate.holdout_check: predicted vs actual by frequency / segment
     holdout_draws: xr.DataArray  # posterior predictive holdout counts (chain, draw, customer_id)
@@ -149,6 +154,15 @@ class ChurnResult:
 
 
 @dataclass(frozen=True)
+class CompareResult:
+    """The purchase models scored against each other (None tables: the stage is off)."""
+
+    comparison: Any  # clvlab.comparison.ModelComparison, or None when ``compare.models`` is empty
+    fits: dict[str, Any]  # label -> fitted model
+    cached: dict[str, bool]  # label -> fit reused from the cache
+
+
+@dataclass(frozen=True)
 class StudyResults:
     """Every stage's result, the config that produced them and the stage timings (seconds)."""
 
@@ -159,6 +173,7 @@ class StudyResults:
     spend: SpendResult
     clv: CLVResult
     churn: ChurnResult
+    compare: CompareResult
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -337,40 +352,54 @@ class Study:
 
     # ---- 3. purchase model -------------------------------------------------------------------
     def purchase(self) -> PurchaseResult:
-        """Hierarchical BG/NBD and its holdout predictions (``config.bgnbd``)."""
+        """The hierarchical purchase model and its holdout predictions (``config.purchase``)."""
         return self._stage("purchase", self._purchase)
 
     def _purchase(self) -> PurchaseResult:
         from .evaluate import holdout_check
-        from .models.bgnbd import BGNBD
 
-        m, f, seed = self.config.bgnbd, self.config.features, self.config.seed
+        m, f = self.config.purchase, self.config.features
         rfm = self.features().rfm
-
-        def fit(pooling: str, folder: str) -> tuple[Any, bool]:
-            settings = dict(pooling=pooling, segment=f.segment, parameterization=m.parameterization)
-            return self._fit(folder, lambda: BGNBD(**settings), rfm, m, seed, settings)
-
-        model, cached = fit(m.pooling, "bgnbd")
-        conv = model.convergence_
-        self.log(f"bgnbd ({m.pooling}, by {f.segment}): " + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
-                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        model, cached = self._purchase_fit(m.model, m.pooling)
         fits = {m.pooling: model}
         if m.compare_pooling and f.segment:
             for pooling in POOLINGS:
                 if pooling not in fits:
-                    fits[pooling] = fit(pooling, f"bgnbd_{pooling}")[0]
+                    fits[pooling] = self._purchase_fit(m.model, pooling)[0]
         duration = float(rfm["duration_holdout"].iloc[0])
         thin = _thin(m, m.prediction_draws)
         expected = model.expected_purchases(duration, thin=thin).mean(("chain", "draw")).to_series()
         return PurchaseResult(
             model=model, pooling_fits=fits if len(fits) > 1 else {}, holdout_duration=duration,
             holdout_check=holdout_check(rfm, expected, segment=f.segment),
-            holdout_draws=model.sample_holdout_purchases(duration, thin=thin, seed=seed),
+            holdout_draws=model.sample_holdout_purchases(duration, thin=thin, seed=self.config.seed),
             p_alive=model.p_alive(thin=thin).mean(("chain", "draw")).to_series(),
             p_no_purchase=model.p_no_purchase(duration, thin=thin).mean(("chain", "draw")).to_series(),
             summary=model.summary(prob=self.config.clv.hdi_prob), cached=cached,
         )  # fmt: skip
+
+    def _purchase_fit(self, model_name: str, pooling: str, mle: bool = False) -> tuple[Any, bool]:
+        """A purchase model fitted with the ``purchase`` section's sampler settings, cached in
+        ``<model>`` (the config's pooling), ``<model>_<pooling>`` or ``<model>_mle`` (a pooled
+        flat-prior MAP: the maximum-likelihood fit)."""
+        from .models import purchase_model_class
+
+        m, f, seed = self.config.purchase, self.config.features, self.config.seed
+        cls = purchase_model_class(model_name)
+        settings: dict[str, Any] = dict(pooling="pooled" if mle else pooling, segment=f.segment)
+        if not mle:
+            settings["parameterization"] = m.parameterization
+        section = m
+        if mle:
+            settings["priors"] = {k: dict(scale=MLE_PRIOR_SCALE) for k in cls.link_params}
+            section = m.model_copy(update=dict(method="map"))
+        folder = f"{model_name}_mle" if mle else model_name if pooling == m.pooling else f"{model_name}_{pooling}"
+        model, cached = self._fit(folder, lambda: cls(**settings), self.features().rfm, section, seed, settings)
+        conv = model.convergence_
+        self.log(f"{folder} ({settings['pooling']}, by {f.segment}): "
+                 + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
+                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        return model, cached
 
     # ---- 4. spend model ----------------------------------------------------------------------
     def spend(self) -> SpendResult:
@@ -465,9 +494,10 @@ class Study:
         horizon = (obs_end - cal_end).days / unit_days(f.time_unit)
         labels = holdout_churn_labels(tx, cal_end, obs_end)
         purchase = self.purchase()
+        name = MODEL_LABELS[self.config.purchase.model]
         scores = {"Cox P(lapse)": cox.predict_lapse_probability(table, horizon),
-                  "BG/NBD 1 - P(alive)": 1.0 - purchase.p_alive,
-                  "BG/NBD P(no purchase in holdout)": purchase.p_no_purchase}  # fmt: skip
+                  f"{name} 1 - P(alive)": 1.0 - purchase.p_alive,
+                  f"{name} P(no purchase in holdout)": purchase.p_no_purchase}  # fmt: skip
         segment = table.set_index("customer_id")[f.segment] if f.segment else None
         return ChurnResult(
             lapse_after=float(lapse_after), lapse_explanation=why, lapse_table=table, km=km, cox=cox,
@@ -475,6 +505,39 @@ class Study:
             labels=labels, scores=scores, comparison=churn_comparison(labels, scores, segment=segment),
             calibration=calibration_curve(labels, scores, n_bins=s.calibration_bins), roc=roc_table(labels, scores),
         )  # fmt: skip
+
+
+    # ---- 7. model comparison ----------------------------------------------------------------
+    def compare(self) -> CompareResult:
+        """Purchase models x poolings on LOO, holdout tracking, errors and churn (``config.compare``)."""
+        return self._stage("compare", self._compare)
+
+    def _compare(self) -> CompareResult:
+        from .comparison import Candidate, compare_models
+
+        cm, m, f = self.config.compare, self.config.purchase, self.config.features
+        if not cm.models:
+            return CompareResult(comparison=None, fits={}, cached={})
+        purchase = self.purchase()
+        wanted = [(name, pooling, False) for name in cm.models for pooling in cm.poolings]
+        wanted += [(name, "mle", True) for name in cm.models if cm.mle]
+        if cm.baseline:
+            wanted.append((cm.baseline, "pooled", False))
+        candidates, cached = [], {}
+        for name, pooling, mle in wanted:
+            label = f"{MODEL_LABELS[name]} {'MLE' if mle else pooling}"
+            if name == m.model and not mle and pooling in ({m.pooling} | set(purchase.pooling_fits)):
+                fit, hit = purchase.pooling_fits.get(pooling, purchase.model), purchase.cached
+            else:
+                fit, hit = self._purchase_fit(name, pooling, mle=mle)
+            candidates.append(Candidate(label, fit, pooling))
+            cached[label] = hit
+        comparison = compare_models(candidates, self.features().rfm, self.data().transactions,
+                                    calibration_end=f.calibration_end, time_unit=f.time_unit, segment=f.segment,
+                                    draws_per_chain=cm.draws_per_chain, hdi_prob=self.config.clv.hdi_prob,
+                                    seed=self.config.seed)  # fmt: skip
+        self.log("compare: " + comparison.verdict)
+        return CompareResult(comparison=comparison, fits={c.label: c.fit for c in candidates}, cached=cached)
 
 
 def _convergence_line(conv: dict[str, Any]) -> str:

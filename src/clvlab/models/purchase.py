@@ -419,7 +419,8 @@ class PurchaseModel(BayesianEstimator):
         val = num[:, :, codes] * alive
         return self._customer_da(val[:, :, pat.inverse], df, "expected_purchases")
 
-    def expected_purchases_new(self, t: float | Sequence[float], segment: str | Sequence[str] | None = None) -> xr.DataArray:
+    def expected_purchases_new(self, t: float | Sequence[float], segment: str | Sequence[str] | None = None,
+                               thin: int = 1) -> xr.DataArray:  # fmt: skip
         """Posterior E[X(t)], the expected repeat purchases of a new customer in (0, t].
 
         Parameters
@@ -428,6 +429,8 @@ class PurchaseModel(BayesianEstimator):
             Time(s) since the first purchase, in the data's time unit.
         segment : str or sequence of str, optional
             Segments (default: all). With covariates this is the baseline customer (X = 0).
+        thin : int
+            Keep every ``thin``-th draw.
 
         Returns
         -------
@@ -439,7 +442,7 @@ class PurchaseModel(BayesianEstimator):
         unknown = [s for s in segs if s not in self.segments_]
         if unknown:
             raise ClvlabInputError(f"segment(s) {unknown} not in the fit ({self.segments_})", what="argument")
-        sel = {k: self.posterior_[k].sel(segment=segs) for k in self.params}
+        sel = {k: self.posterior_[k].sel(segment=segs).isel(draw=slice(None, None, thin)) for k in self.params}
         ts = np.atleast_1d(np.asarray(t, dtype=float))
         tt = xr.DataArray(ts, dims="t", coords={"t": ts})
         args = [sel[k] for k in self.params] + [tt]

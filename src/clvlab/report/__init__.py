@@ -31,6 +31,7 @@ from clvlab.report.tables import (
     format_compact,
     format_number,
     format_table,
+    markdown_table,
     format_value,
     pivot_table,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "format_compact",
     "format_number",
     "format_table",
+    "markdown_table",
     "format_value",
     "pivot_table",
     "save_figure",

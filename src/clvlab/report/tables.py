@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-__all__ = ["MISSING", "describe_table", "format_compact", "format_number", "format_table", "format_value",
+__all__ = ["MISSING", "describe_table", "format_compact", "format_number", "format_table", "format_value", "markdown_table",
            "pivot_table", "table_data"]
 
 MISSING = "\u2013"
@@ -370,3 +370,30 @@ def format_table(df: pd.DataFrame | pd.Series, *, caption: str = "", max_rows: i
     """
     data = table_data(df, max_rows=max_rows, index=index, pivot=pivot, digits=digits, formats=formats)
     return Markup(_ENV.get_template("table.html.j2").render(table=data, caption=caption))
+
+
+def markdown_table(df: pd.DataFrame | pd.Series, *, index: bool | None = None, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table, cells formatted as :func:`format_table` formats them
+    (numeric columns right-aligned; ``|`` in a cell escaped).
+
+    Parameters
+    ----------
+    df : DataFrame or Series
+    index : bool, optional
+        As for :func:`format_table`.
+    digits : int
+        Significant digits of floats.
+
+    Returns
+    -------
+    str
+    """
+    data = table_data(df, index=index, digits=digits)
+
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    head = "| " + " | ".join(cell(c["name"]) for c in data["columns"]) + " |"
+    rule = "|" + "|".join("---:" if c["numeric"] else ":---" for c in data["columns"]) + "|"
+    body = ["| " + " | ".join(cell(v["text"]) for v in row) + " |" for row in data["rows"]]
+    return "\n".join([head, rule, *body]) + "\n"

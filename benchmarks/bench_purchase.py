@@ -1,0 +1,172 @@
+"""MBG/NBD and Pareto/NBD speed and the classic MLE rows; results in benchmarks/results/purchase.json (atomic).
+
+Parts (run all, or some with --parts):
+  partial   full CDNOW (23,570 customers, weeks = days/7, calibration to 1997-09-30), 12
+            acquisition-week cohorts, partial pooling, NUTS 4 x 1000: wall time including
+            compilation (target < 60 s each on 2 cores)
+  compare   the same data pooled: ESS/s of clvlab (nutpie) vs pymc-marketing's
+            ModifiedBetaGeoModel / ParetoNBDModel with their fastest sampler (nuts_sampler="nutpie"),
+            in the same run, same warm-up
+  mle       the classic rows: lifetimes' ModifiedBetaGeoFitter / ParetoNBDFitter (dev-only oracles)
+            against clvlab's flat-prior MAP (the pipeline's MLE rows) on the same data: parameters,
+            log-likelihood and holdout MAE at each fit's parameters
+
+    python benchmarks/bench_purchase.py --parts partial compare mle
+    python benchmarks/bench_purchase.py --quick      # 2 x 200 draws, smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench_bgnbd import CAL_END, cdnow_rfm
+from clvlab.data.cdnow import load_cdnow
+from clvlab.features import calibration_holdout
+from clvlab.io import write_json
+from clvlab.models import mbgnbd_math, pareto_nbd_math, purchase_model_class
+from clvlab.versions import package_versions
+
+RESULTS = Path(__file__).resolve().parent / "results" / "purchase.json"
+MODELS = {"mbgnbd": ("r", "alpha", "a", "b"), "pareto_nbd": ("r", "alpha", "s", "beta")}
+MATH = {"mbgnbd": mbgnbd_math, "pareto_nbd": pareto_nbd_math}
+
+
+def _min_ess(model: Any, names: tuple[str, ...]) -> float:
+    d = model.diagnostics_
+    return float(d.loc[d["parameter"].isin(names), "ess_bulk"].min())
+
+
+def bench_partial(draws: int, tune: int | None, chains: int) -> dict[str, Any]:
+    rfm = cdnow_rfm()
+    out: dict[str, Any] = {"n_customers": len(rfm), "segments": int(rfm["cohort_week"].nunique())}
+    for name, params in MODELS.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m = purchase_model_class(name)(pooling="partial", segment="cohort_week").fit(
+                rfm, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False)
+        wall = time.perf_counter() - t0
+        out[name] = dict(wall_s=wall, compile_s=m.fit_info_["compile_s"], n_patterns=m.n_patterns_,
+                         min_ess_bulk=_min_ess(m, params), ess_per_s=_min_ess(m, params) / wall,
+                         convergence=m.convergence_, warnings=[str(x.message) for x in w], chains=chains, draws=draws,
+                         target_s=60.0, meets_target=wall < 60.0, loadavg_1min_after=os.getloadavg()[0])  # fmt: skip
+        print(f"partial[{name}]: {wall:.1f}s wall (compile {m.fit_info_['compile_s']:.1f}s), {m.n_patterns_} patterns, "
+              f"min ESS {_min_ess(m, params):.0f}, max R-hat {m.convergence_['max_r_hat']:.4f}, "
+              f"divergences {m.convergence_['divergences']}", flush=True)  # fmt: skip
+    return out
+
+
+def bench_compare(draws: int, tune: int | None, chains: int) -> dict[str, Any]:
+    import arviz as az
+
+    rfm = cdnow_rfm()
+    data = rfm[["customer_id", "frequency", "recency", "T"]].copy()
+    tune = tune or 1000  # the same warm-up for both, like for like
+    out: dict[str, Any] = {"n_customers": len(data), "chains": chains, "draws": draws, "tune": tune}
+    for name, params in MODELS.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = purchase_model_class(name)(pooling="pooled").fit(data, chains=chains, draws=draws, tune=tune, seed=1,
+                                                                    progressbar=False)  # fmt: skip
+        wall = time.perf_counter() - t0
+        res: dict[str, Any] = {"clvlab": dict(wall_s=wall, min_ess_bulk=_min_ess(ours, params),
+                                              ess_per_s=_min_ess(ours, params) / wall,
+                                              means={k: float(ours.posterior_[k].mean()) for k in params})}  # fmt: skip
+        try:
+            from pymc_marketing.clv import ModifiedBetaGeoModel, ParetoNBDModel
+
+            cls = ModifiedBetaGeoModel if name == "mbgnbd" else ParetoNBDModel
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = cls(data=data).fit(method="mcmc", nuts_sampler="nutpie", progressbar=False, random_seed=1,
+                                           draws=draws, tune=tune, chains=chains)  # fmt: skip
+            wall_p = time.perf_counter() - t0
+            ess = az.ess(idata, var_names=list(params), method="bulk")
+            ess = ess["posterior"] if "posterior" in getattr(ess, "children", {}) else ess
+            min_ess = float(min(float(ess[k].min()) for k in params))
+            res["pymc_marketing_nutpie"] = dict(wall_s=wall_p, min_ess_bulk=min_ess, ess_per_s=min_ess / wall_p,
+                                                means={k: float(idata["posterior"][k].mean()) for k in params})  # fmt: skip
+            res["ess_per_s_ratio"] = res["clvlab"]["ess_per_s"] / res["pymc_marketing_nutpie"]["ess_per_s"]
+            print(f"compare[{name}]: clvlab {wall:.1f}s ESS/s {res['clvlab']['ess_per_s']:.1f}; pymc-marketing (nutpie) "
+                  f"{wall_p:.1f}s ESS/s {min_ess / wall_p:.1f}; ratio {res['ess_per_s_ratio']:.1f}x", flush=True)
+        except Exception as e:  # noqa: BLE001 (a baseline failure must not lose our numbers)
+            res["pymc_marketing_nutpie"] = {"error": repr(e)}
+            print(f"compare[{name}]: pymc-marketing failed: {e!r}", flush=True)
+        out[name] = res
+    return out
+
+
+def bench_mle() -> dict[str, Any]:
+    """lifetimes' MLE against clvlab's flat-prior MAP on the full CDNOW calibration, and each fit's holdout MAE."""
+    rfm = calibration_holdout(load_cdnow(), CAL_END, "1998-06-30", time_unit="W")
+    x, tx, T, y = (rfm[c].to_numpy(float) for c in ("frequency", "recency", "T", "frequency_holdout"))
+    dur = float(rfm["duration_holdout"].iloc[0])
+    out: dict[str, Any] = {"n_customers": len(rfm)}
+    for name, params in MODELS.items():
+        cls = purchase_model_class(name)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = cls(pooling="pooled", priors={k: {"scale": 10.0} for k in cls.link_params}).fit(rfm, method="map",
+                                                                                               progressbar=False)
+        ours = {k: float(m.posterior_[k].values.ravel()[0]) for k in params}
+        res: dict[str, Any] = {"clvlab_map": dict(wall_s=time.perf_counter() - t0, params=ours)}
+        try:
+            from lifetimes import ModifiedBetaGeoFitter, ParetoNBDFitter
+
+            t0 = time.perf_counter()
+            f = (ModifiedBetaGeoFitter() if name == "mbgnbd" else ParetoNBDFitter()).fit(x, tx, T)
+            keys = {"r": "r", "alpha": "alpha", "a": "a", "b": "b", "s": "s", "beta": "beta"}
+            res["lifetimes"] = dict(wall_s=time.perf_counter() - t0, params={k: float(f.params_[keys[k]]) for k in params})
+        except Exception as e:  # noqa: BLE001
+            res["lifetimes"] = {"error": repr(e)}
+        for who in ("clvlab_map", "lifetimes"):
+            p = res[who].get("params")
+            if p:
+                vals = [p[k] for k in params]
+                res[who]["loglik"] = float(MATH[name].loglik(*vals, x, tx, T).sum())
+                pred = MATH[name].conditional_expected_purchases(*vals, x, tx, T, dur)
+                res[who]["holdout_mae"] = float(np.abs(pred - y).mean())
+                res[who]["holdout_total"] = float(pred.sum())
+        res["actual_holdout_total"] = float(y.sum())
+        print(f"mle[{name}]: clvlab {res['clvlab_map']}; lifetimes {res['lifetimes']}", flush=True)
+        out[name] = res
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["partial", "compare", "mle"], choices=["partial", "compare", "mle"])
+    ap.add_argument("--quick", action="store_true", help="small runs (smoke test)")
+    ap.add_argument("--tune", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    draws, tune, chains = (200, 200, 2) if args.quick else (1000, args.tune, 4)
+    results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
+    section = results.setdefault("quick" if args.quick else "full", {})
+    section["environment"] = dict(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
+                                  versions=package_versions(), loadavg_1min_before=os.getloadavg()[0])  # fmt: skip
+    for part, fn in (("partial", lambda: bench_partial(draws, tune, chains)),
+                     ("compare", lambda: bench_compare(draws, tune, chains)), ("mle", bench_mle)):  # fmt: skip
+        if part in args.parts:
+            section[part] = fn()
+            write_json(args.out, results)
+    section["finished_at"] = pd.Timestamp.now(tz="UTC").isoformat()
+    write_json(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
