@@ -35,7 +35,7 @@ def rfm():
 
 
 @pytest.mark.parametrize(("cls", "mle", "links"), [
-    (ParetoNBD, PNBD_MLE, ("r", "alpha", "s", "beta")),
+    (ParetoNBD, PNBD_MLE, ("r", "alpha", "s", "dropout_rate")),
     (MBGNBD, MBG_MLE, ("r", "alpha", "phi", "kappa")),
 ], ids=["pareto_nbd", "mbgnbd"])  # fmt: skip
 def test_flat_prior_map_reproduces_the_published_mle(rfm, cls, mle, links):

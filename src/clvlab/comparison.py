@@ -40,6 +40,8 @@ __all__ = ["Candidate", "ModelComparison", "compare_models", "headline_labels", 
 
 MODEL_LABELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "nbd": "NBD (no dropout)"}
 MAX_FREQUENCY = 7
+PREDICTIVE_DRAWS_PER_CHAIN = 125
+"""Draws per chain behind the posterior predictive holdout totals (one count per customer and draw)."""
 TRACKING_DRAWS_PER_CHAIN = 100
 """Draws per chain behind the tracking bands (E[X(t)] over the whole calendar is the costliest part)."""
 POINT_FIT_REPLICATES = 200
@@ -367,7 +369,7 @@ def compare_models(
         thin = _thin(c, draws_per_chain)
         exp = c.fit.expected_purchases(duration, rfm, thin=thin).values
         exp = exp.reshape(-1, exp.shape[-1])  # (draws, customers)
-        sim = _simulate_holdout(c, rfm, duration, thin, seed)
+        sim = _simulate_holdout(c, rfm, duration, _thin(c, min(draws_per_chain, PREDICTIVE_DRAWS_PER_CHAIN)), seed)
         groups = [(ALL_SEGMENTS, np.ones(len(rfm), bool))]
         if seg is not None:
             groups += [(str(g), seg == g) for g in np.unique(seg)]

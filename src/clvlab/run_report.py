@@ -123,11 +123,24 @@ def headline_cards(results: StudyResults) -> list[Headline]:
             cards.append(Headline(f"{label} {seg} by CLV per customer", f"{row[seg]}: {_money(row['mean_mean'])}",
                                   interval=f"{pct}% HDI {_money(row['mean_hdi_low'])} – {_money(row['mean_hdi_high'])}",
                                   detail=f"{format_number(row['n_customers'])} customers"))  # fmt: skip
+    cmp = results.compare.comparison
+    if cmp is not None and len(cmp.errors) > 1:
+        e, e2 = cmp.errors.iloc[0], cmp.errors.iloc[1]
+        cards.append(Headline("Best purchase model on the holdout", str(e["label"]),
+                              interval=f"MAE {e['mae']:.3f} vs {e2['mae']:.3f} ({e2['label']}); difference "
+                                       f"{e2['mae_diff']:.3f} ± {e2['mae_diff_se']:.3f}",
+                              detail=f"LOO best: {_loo_best(cmp.loo)}; see Model comparison"))  # fmt: skip
     auc = h["churn_auc"]
     best = max(auc, key=auc.get)
     cards.append(Headline("Churn ROC AUC (holdout)", f"{auc[best]:.3f}", detail=f"{best}; "
                           + ", ".join(f"{k} {v:.3f}" for k, v in auc.items() if k != best)))  # fmt: skip
     return cards
+
+
+def _loo_best(loo: pd.DataFrame) -> str:
+    """The best PSIS-LOO row's label (point fits' log L - k rows only when there is none)."""
+    bayes = loo[loo["criterion"] == "PSIS-LOO"]
+    return str((bayes if len(bayes) else loo)["label"].iloc[0])
 
 
 def parameter_table(summary: pd.DataFrame, segment_level: bool) -> pd.DataFrame:
