@@ -36,7 +36,7 @@ def rfm():
 
 @pytest.mark.parametrize(("cls", "mle", "links"), [
     (ParetoNBD, PNBD_MLE, ("r", "alpha", "s", "dropout_rate")),
-    (MBGNBD, MBG_MLE, ("r", "alpha", "phi", "kappa")),
+    (MBGNBD, MBG_MLE, ("r", "purchase_rate", "phi", "kappa")),
 ], ids=["pareto_nbd", "mbgnbd"])  # fmt: skip
 def test_flat_prior_map_reproduces_the_published_mle(rfm, cls, mle, links):
     m = cls(pooling="pooled", priors={k: WIDE for k in links}).fit(rfm, method="map", progressbar=False)

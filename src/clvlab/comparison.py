@@ -419,6 +419,14 @@ def compare_models(
                            verdict=_verdict(loo, err_df, hold, churn_df, hdi_prob))  # fmt: skip
 
 
+def _clear(diff: float, se: float) -> str:
+    """Plain words for a paired difference and its standard error."""
+    if not np.isfinite(se) or se <= 0:
+        return "no standard error"
+    z = diff / se
+    return "a clear difference" if z > 4 else "likely real" if z > 2 else "within noise"
+
+
 def _verdict(loo: pd.DataFrame, errors: pd.DataFrame, holdout: pd.DataFrame, churn: pd.DataFrame, prob: float) -> str:
     """Which model and pooling predicts best, by how much, with what uncertainty (plain words)."""
     parts = []
@@ -429,14 +437,14 @@ def _verdict(loo: pd.DataFrame, errors: pd.DataFrame, holdout: pd.DataFrame, chu
         if len(bayes) > 1:
             n2 = bayes.iloc[1]
             s += (f"; the runner-up, {n2['label']}, is {-n2['elpd_diff']:,.1f} lower (se of the paired difference "
-                  f"{n2['se_diff']:,.1f})")
+                  f"{n2['se_diff']:,.1f}: {_clear(-n2['elpd_diff'], n2['se_diff'])})")
         parts.append(s + ".")
     e = errors.iloc[0]
     s = f"On the holdout, {e['label']} has the lowest per-customer error (MAE {e['mae']:.3f} purchases, RMSE {e['rmse']:.3f})"
     if len(errors) > 1:
         e2 = errors.iloc[1]
         s += (f"; next is {e2['label']} at {e2['mae']:.3f} (paired difference {e2['mae_diff']:.2g} ± "
-              f"{e2['mae_diff_se']:.2g})")
+              f"{e2['mae_diff_se']:.2g}: {_clear(e2['mae_diff'], e2['mae_diff_se'])})")
     h = holdout[(holdout["label"] == e["label"]) & (holdout["segment"] == ALL_SEGMENTS)].iloc[0]
     s += (f". Its {prob:.0%} interval of total holdout purchases, {h['predicted_hdi_low']:,.0f}-"
           f"{h['predicted_hdi_high']:,.0f}, {'covers' if h['covered'] else 'misses'} the actual {h['actual_total']:,.0f}.")
