@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .choices import ALL_SEGMENTS
+from .choices import ALL_SEGMENTS, MODEL_LABELS
 from .errors import ClvlabInputError
 from .evaluate import churn_comparison
 from .stats import HDI_PROB, hdi_sorted
@@ -38,7 +38,6 @@ from .units import unit_days
 __all__ = ["Candidate", "ModelComparison", "compare_models", "headline_labels", "loo_table", "tracking_actual",
            "tracking_edges", "MODEL_LABELS"]  # fmt: skip
 
-MODEL_LABELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "nbd": "NBD (no dropout)"}
 MAX_FREQUENCY = 7
 PREDICTIVE_DRAWS_PER_CHAIN = 125
 """Draws per chain behind the posterior predictive holdout totals (one count per customer and draw)."""

@@ -78,6 +78,19 @@ def diagnostics_badge(name: str, model: Any) -> Badge:
     return Badge(name, status, detail)
 
 
+def comparison_badge(fits: dict[str, Any], exclude: Any = None) -> Badge:
+    """One badge for the comparison's sampled fits: the worst of their :func:`diagnostics_badge`
+    (fail > warn > pass), naming the fit; ``exclude`` (the purchase model, badged already) is skipped."""
+    rank = {"pass": 0, "warn": 1, "fail": 2}
+    badges = [(label, diagnostics_badge(label, m)) for label, m in fits.items() if m is not exclude and m.convergence_]
+    if not badges:
+        return Badge("Comparison samplers", "pass", "point fits only: no sampler diagnostics")
+    label, worst = max(badges, key=lambda lb: rank[lb[1].status])
+    n_bad = sum(b.status != "pass" for _, b in badges)
+    head = f"{len(badges)} sampled fits, all pass" if not n_bad else f"{n_bad} of {len(badges)} not passing; worst {label}"
+    return Badge("Comparison samplers", worst.status, f"{head}: {worst.detail}" if n_bad else head)
+
+
 def headline_numbers(results: StudyResults) -> dict[str, Any]:
     """The numbers of the report's first screen (also asserted by the browser test)."""
     f, p, c, ch = results.features, results.purchase, results.clv, results.churn
@@ -128,7 +141,7 @@ def headline_cards(results: StudyResults) -> list[Headline]:
         e, e2 = cmp.errors.iloc[0], cmp.errors.iloc[1]
         cards.append(Headline("Best purchase model on the holdout", str(e["label"]),
                               interval=f"MAE {e['mae']:.3f} vs {e2['mae']:.3f} ({e2['label']}); difference "
-                                       f"{e2['mae_diff']:.3f} ± {e2['mae_diff_se']:.3f}",
+                                       f"{e2['mae_diff']:.2g} ± {e2['mae_diff_se']:.2g}",
                               detail=f"LOO best: {_loo_best(cmp.loo)}; see Model comparison"))  # fmt: skip
     auc = h["churn_auc"]
     best = max(auc, key=auc.get)
@@ -190,6 +203,8 @@ def build_report(study: Study, results: StudyResults) -> Path:
     rep.set_headline(headline_cards(results))
     rep.add_badge(diagnostics_badge(f"{MODEL_LABELS[cfg.purchase.model]} sampler", p.model))
     rep.add_badge(diagnostics_badge("Gamma-Gamma sampler", s.model))
+    if results.compare.fits:
+        rep.add_badge(comparison_badge(results.compare.fits, exclude=p.model))
     for name in SECTIONS:
         rep.section(name)
 

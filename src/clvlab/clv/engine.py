@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..choices import ALL_SEGMENTS
+from ..choices import ALL_SEGMENTS, MODEL_LABELS
 from ..errors import ClvlabInputError
 from ..models.gamma_gamma_math import gg_spend_weight
 from ..features.validation import check_rfm
@@ -62,7 +62,7 @@ def _check_params(bg: ParamDraws, sp: ParamDraws) -> None:
     """Model parameters in their domain: purchase and Gamma-Gamma parameters finite and > 0, and
     q > 1 (else the population mean spend p gamma / (q - 1) is infinite or negative)."""
     problems = []
-    for model, draws in ((bg.model or "bgnbd", bg), ("Gamma-Gamma", sp)):
+    for model, draws in ((MODEL_LABELS[bg.model or "bgnbd"], bg), ("Gamma-Gamma", sp)):
         for name, v in draws.values.items():
             bad = ~(np.isfinite(v) & (v > 0))
             if bad.any():
@@ -228,7 +228,7 @@ def customer_lifetime_value(
     bg = bg.thin(np.linspace(0, bg.n_draws - 1, n_draws).round().astype(int))
     sp = sp.thin(np.linspace(0, sp.n_draws - 1, n_draws).round().astype(int))
 
-    g_bg = _segment_codes(data, bg, family.name)
+    g_bg = _segment_codes(data, bg, MODEL_LABELS[family.name])
     g_gg = _segment_codes(data, sp, "Gamma-Gamma")
     x = data["frequency"].to_numpy(float)
     tx = data["recency"].to_numpy(float)

@@ -40,6 +40,23 @@ def plot_loo(loo: pd.DataFrame) -> Figure:
     if point.any():
         ax.plot(df.loc[point, "elpd_diff"], y[point], "o", mfc="none", color="C1", label="point fit: log L - k (AIC/-2)")
     ax.axvline(0.0, color="0.4", lw=1, ls="--")
+    # a far-off row (the no-dropout floor) would squash the rest: draw it at the edge, labelled
+    d = df["elpd_diff"].to_numpy(float)
+    lo_ci = d - np.nan_to_num(df["se_diff"].to_numpy(float))
+    off = np.zeros(len(df), bool)
+    while (~off).sum() > 2:  # the worst row is off scale when it is 3x further out than the rest
+        rest = np.where(off, np.inf, lo_ci)
+        worst = int(np.argmin(rest))
+        others = np.min(np.where(off | (np.arange(len(df)) == worst), np.inf, lo_ci))
+        if not (others < 0 and lo_ci[worst] < 3 * others):
+            break
+        off[worst] = True
+    left = float(np.min(lo_ci[~off])) - 0.08 * (1.0 - float(np.min(lo_ci[~off])))
+    if off.any():
+        ax.set_xlim(left, max(0.0, float(np.nanmax(d))) + 0.05 * (0.0 - left))
+        for yi, di in zip(y[off], d[off], strict=True):
+            ax.annotate(f"\u25c0 {di:,.0f} (off scale)", (left, yi), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=9, color="C0")  # fmt: skip
     category_ticks(ax, y, df["label"], axis="y")
     ax.set_xlabel("elpd difference to the best model (higher is better)")
     ax.set_title("Out-of-sample fit of the calibration data (LOO)")
