@@ -3,7 +3,8 @@
 Parts (run all, or some with --parts):
   partial   full CDNOW (23,570 customers, weeks = days/7, calibration to 1997-09-30), 12
             acquisition-week cohorts, partial pooling, NUTS 4 x 1000: wall time including
-            compilation (target < 60 s each on 2 cores)
+            compilation (target < 60 s each on 2 cores), with BG/NBD fitted first the same way as
+            the machine's yardstick (wall_ratio_to_bgnbd)
   compare   the same data pooled: ESS/s of clvlab (nutpie) vs pymc-marketing's
             ModifiedBetaGeoModel / ParetoNBDModel with their fastest sampler (nuts_sampler="nutpie"),
             in the same run, same warm-up (ParetoNBDModel only with --baselines pareto_nbd: it did not
@@ -13,6 +14,8 @@ Parts (run all, or some with --parts):
             log-likelihood and holdout MAE at each fit's parameters
 
     python benchmarks/bench_purchase.py --parts partial compare mle
+    python benchmarks/bench_purchase.py --parts compare --models pareto_nbd --baselines pareto_nbd \
+        --compare-customers 2357                   # Pareto/NBD ratio on a tenth of the customers
     python benchmarks/bench_purchase.py --quick      # 2 x 200 draws, smoke run
 """
 
@@ -39,6 +42,9 @@ from clvlab.versions import package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "purchase.json"
 MODELS = {"mbgnbd": ("r", "alpha", "a", "b"), "pareto_nbd": ("r", "alpha", "s", "beta")}
+REFERENCE = ("bgnbd", ("r", "alpha", "a", "b"))
+"""Fitted first in the partial part, the same way: the machine's speed in the same run (timings
+vary about 2x between machines), so the other models' walls read as ratios to it."""
 MATH = {"mbgnbd": mbgnbd_math, "pareto_nbd": pareto_nbd_math}
 
 
@@ -50,8 +56,8 @@ def _min_ess(model: Any, names: tuple[str, ...]) -> float:
 def bench_partial(draws: int, tune: int | None, chains: int, models: list[str]) -> dict[str, Any]:
     rfm = cdnow_rfm()
     out: dict[str, Any] = {"n_customers": len(rfm), "segments": int(rfm["cohort_week"].nunique())}
-    for name in models:
-        params = MODELS[name]
+    for name in [REFERENCE[0], *models]:
+        params = MODELS.get(name, REFERENCE[1])
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
@@ -61,18 +67,22 @@ def bench_partial(draws: int, tune: int | None, chains: int, models: list[str]) 
         out[name] = dict(wall_s=wall, compile_s=m.fit_info_["compile_s"], n_patterns=m.n_patterns_,
                          min_ess_bulk=_min_ess(m, params), ess_per_s=_min_ess(m, params) / wall,
                          convergence=m.convergence_, warnings=[str(x.message) for x in w], chains=chains, draws=draws,
-                         target_s=60.0, meets_target=wall < 60.0, loadavg_1min_after=os.getloadavg()[0])  # fmt: skip
+                         target_s=60.0, meets_target=wall < 60.0, loadavg_1min_after=os.getloadavg()[0],
+                         wall_ratio_to_bgnbd=wall / out[REFERENCE[0]]["wall_s"] if name != REFERENCE[0] else 1.0)  # fmt: skip
         print(f"partial[{name}]: {wall:.1f}s wall (compile {m.fit_info_['compile_s']:.1f}s), {m.n_patterns_} patterns, "
               f"min ESS {_min_ess(m, params):.0f}, max R-hat {m.convergence_['max_r_hat']:.4f}, "
               f"divergences {m.convergence_['divergences']}", flush=True)  # fmt: skip
     return out
 
 
-def bench_compare(draws: int, tune: int | None, chains: int, models: list[str], baselines: list[str]) -> dict[str, Any]:
+def bench_compare(draws: int, tune: int | None, chains: int, models: list[str], baselines: list[str],
+                  n_customers: int | None = None) -> dict[str, Any]:
     import arviz as az
 
     rfm = cdnow_rfm()
     data = rfm[["customer_id", "frequency", "recency", "T"]].copy()
+    if n_customers is not None:  # a seeded random subset: a size a slow baseline can finish
+        data = data.sample(n=n_customers, random_state=1).sort_index()
     tune = tune or 1000  # the same warm-up for both, like for like
     out: dict[str, Any] = {"n_customers": len(data), "chains": chains, "draws": draws, "tune": tune}
     for name in models:
@@ -163,6 +173,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--baselines", nargs="+", default=["mbgnbd"], choices=list(MODELS),
                     help="models also fitted with pymc-marketing (nutpie); its ParetoNBDModel did not finish "
                          "4 x (1000 + 1000) on full CDNOW in 20 min here, so it is opt-in")
+    ap.add_argument("--compare-customers", type=int, default=None,
+                    help="the compare part on a seeded random subset of this many customers (results under "
+                         "compare_<n>): pymc-marketing's ParetoNBDModel finishes there")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     draws, tune, chains = (200, 200, 2) if args.quick else (1000, args.tune, 4)
@@ -170,10 +183,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     section = results.setdefault("quick" if args.quick else "full", {})
     section["environment"] = dict(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
                                   versions=package_versions(), loadavg_1min_before=os.getloadavg()[0])  # fmt: skip
-    for part, fn in (("partial", lambda: bench_partial(draws, tune, chains, args.models)),
-                     ("compare", lambda: bench_compare(draws, tune, chains, args.models, args.baselines)), ("mle", bench_mle)):  # fmt: skip
+    n_cmp = args.compare_customers
+    compare_key = "compare" if n_cmp is None else f"compare_{n_cmp}"
+    for part, key, fn in (
+        ("partial", "partial", lambda: bench_partial(draws, tune, chains, args.models)),
+        ("compare", compare_key, lambda: bench_compare(draws, tune, chains, args.models, args.baselines, n_cmp)),
+        ("mle", "mle", bench_mle),
+    ):  # fmt: skip
         if part in args.parts:
-            section[part] = {**section.get(part, {}), **fn()}  # a subset of models keeps the others' results
+            section[key] = {**section.get(key, {}), **fn()}  # a subset of models keeps the others' results
             write_json(args.out, results)
     section["finished_at"] = pd.Timestamp.now(tz="UTC").isoformat()
     write_json(args.out, results)

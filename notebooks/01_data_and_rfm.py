@@ -24,6 +24,7 @@
 
 # %% tags=["parameters"]
 quick = False  # CI runs this notebook with quick=True (the 1/10 sample, few draws)
+config = "models/configs/cdnow.yaml"  # from the project root (the tests pass their own copy)
 
 # %%
 # %matplotlib inline
@@ -34,7 +35,7 @@ from clvlab.report import describe_table
 from clvlab.study import Study
 
 ROOT = Path.cwd().parent  # the project root (notebooks/ is its child)
-study = Study(ROOT / "models/configs/cdnow.yaml", quick=quick, root=ROOT, progress=False)
+study = Study(ROOT / config, quick=quick, root=ROOT, progress=False)
 study.config.features
 
 # %% [markdown]

@@ -25,6 +25,7 @@
 
 # %% tags=["parameters"]
 quick = False  # CI: the 1/10 sample and few draws
+config = "models/configs/cdnow.yaml"  # from the project root (the tests pass their own copy)
 
 # %%
 # %matplotlib inline
@@ -39,7 +40,7 @@ from clvlab.plots.clv import plot_cac_ratio, plot_clv_distribution, plot_sensiti
 from clvlab.study import Study
 
 ROOT = Path.cwd().parent
-study = Study(ROOT / "models/configs/cdnow.yaml", quick=quick, root=ROOT, progress=False)
+study = Study(ROOT / config, quick=quick, root=ROOT, progress=False)
 c = study.config.clv
 rfm = study.features().rfm
 

@@ -393,14 +393,14 @@ def test_pointwise_log_likelihood_matches_reference_formula(pooled_fit, rfm):
         np.testing.assert_allclose(ll.values[chain, draw], ref, rtol=1e-10)
 
 
-def test_loo_compare_on_pooled_fit(pooled_fit):
+def test_loo_table_on_pooled_fit(pooled_fit):
     """PSIS-LOO of the pooled CDNOW fit: elpd near the MLE log-likelihood (-9582.4) and an
     effective number of parameters near the model's 4."""
-    from clvlab.evaluate import loo_compare
+    from clvlab.comparison import Candidate, loo_table
 
-    table = loo_compare({"pooled": pooled_fit, "same": pooled_fit})
+    table = loo_table([Candidate("pooled", pooled_fit, "pooled"), Candidate("same", pooled_fit, "pooled")])
     row = table.iloc[0]
-    assert -9600 < row["elpd_loo"] < -9582.4
+    assert -9600 < row["elpd"] < -9582.4
     assert 2.0 < row["p_loo"] < 8.0
-    assert row["share_k_gt_0.7"] < 0.01
+    assert row["n_k_gt_0.7"] < 0.01 * len(pooled_fit.data_)
     assert table["elpd_diff"].abs().max() < 1e-9

@@ -130,11 +130,13 @@ def test_pipeline_runs_any_purchase_model_and_the_comparison_stage(tmp_path, mod
     cmp = study.compare()
     labels = set(cmp.comparison.loo["label"])
     name = {"mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}[model]
-    assert labels == {"BG/NBD pooled", f"{name} pooled", "BG/NBD MLE", f"{name} MLE", "NBD (no dropout) pooled"}
+    # MAP fits (method: map) are labelled as such, as `clvlab compare` labels them
+    assert labels == {"BG/NBD pooled MAP", f"{name} pooled MAP", "BG/NBD MLE", f"{name} MLE",
+                      "NBD (no dropout) pooled MAP"}  # fmt: skip
     assert (study.run_dir / f"{model}_mle").is_dir() and (study.run_dir / "nbd_pooled").is_dir()
     # a pooled fit by cohort repeats one value per parameter over the cohorts: k counts it once
     loo = cmp.comparison.loo.set_index("label")
-    assert loo.loc[f"{name} MLE", "p_loo"] == 4 and loo.loc["NBD (no dropout) pooled", "p_loo"] == 2
+    assert loo.loc[f"{name} MLE", "p_loo"] == 4 and loo.loc["NBD (no dropout) pooled MAP", "p_loo"] == 2
 
 
 def test_run_writes_the_comparison_and_clvlab_compare_rescores_saved_runs(tmp_path, capsys):
@@ -156,7 +158,7 @@ def test_run_writes_the_comparison_and_clvlab_compare_rescores_saved_runs(tmp_pa
     res = run(cfg)
     run_dir = tmp_path / "runs/cmpmap"
     loo = pd.read_csv(run_dir / "compare_loo.csv")
-    assert set(loo["label"]) == {"BG/NBD pooled", "Pareto/NBD pooled", "NBD (no dropout) pooled"}
+    assert set(loo["label"]) == {"BG/NBD pooled MAP", "Pareto/NBD pooled MAP", "NBD (no dropout) pooled MAP"}
     html = (tmp_path / "reports/cmpmap/index.html").read_text()
     assert "Model comparison" in html and "compare_tracking.png" in html and res.compare.comparison.verdict[:40] in html
     out = tmp_path / "cmp"

@@ -147,6 +147,38 @@ def test_hypergeometric_series_against_mpmath():
             assert got == pytest.approx(want, rel=1e-10, abs=1e-13 * val)
 
 
+def test_hypergeometric_series_table_reuses_coefficients_exactly():
+    """The fused kernel's series (coefficients kept across the y of one (group, x)) gives
+    :func:`_h_series`'s values to rounding, for z in any order, and the same convergence flag."""
+    rng = np.random.default_rng(5)
+    table = np.empty((pm_.SERIES_MAX_TERMS + 1, 3))
+    for _ in range(20):
+        c0 = float(10 ** rng.uniform(-2, 2))
+        c1 = c0 + float(10 ** rng.uniform(-1.5, 2))
+        n_filled = 0
+        for z in rng.permutation(np.r_[0.0, rng.uniform(0, 0.99, 6), 1 - 1e-6]):
+            *got, conv_t, n_filled = pm_._h_series_table(c0, c1, z, table, n_filled)
+            *want, conv = pm_._h_series(c0, c1, z)
+            assert conv_t == conv
+            assert np.allclose(got, want, rtol=1e-12, atol=0.0), (c0, c1, z)
+
+
+def test_pareto_nbd_kernel_rejects_parameters_outside_the_support():
+    """A non-positive or non-finite parameter gives a NaN total and NaN gradients (NUTS rejects)."""
+    from clvlab.models.pareto_nbd_kernel import _kernel, pattern_data
+
+    x, tx, T = _customers(4, 50)
+    pat = compress_patterns(np.zeros(len(x), dtype=np.int64), x, tx, T)
+    good = [np.array([v]) for v in (0.55, 10.6, 0.61, 11.7)]
+    assert np.isfinite(float(_kernel(*good, *pattern_data(pat))[0]))
+    for k in range(4):
+        for bad in (0.0, -1.0, np.inf, np.nan):
+            P = [v.copy() for v in good]
+            P[k][0] = bad
+            out = _kernel(*P, *pattern_data(pat))
+            assert np.isnan(float(out[0])) and all(np.isnan(o).all() for o in out[1:]), (k, bad)
+
+
 def test_hypergeometric_quadrature_where_the_series_stops():
     """Where the series needs more than SERIES_MAX_TERMS terms (z near 1, c1 - c0 small) the
     quadrature gives H and its partials in c0, c1 to 1e-7 (measured worst 5e-9 on 60 such points)
@@ -191,6 +223,30 @@ def test_pareto_nbd_op_value_and_gradient():
             fd = (total(up) - total(dn)) / (2 * h)
             assert out[k + 1][g] == pytest.approx(fd, rel=1e-5, abs=1e-6), (k, g)
 
+
+
+def test_pareto_nbd_op_where_the_ratios_leave_exp_range():
+    """Patterns whose G(t_x)/G(T) exceeds e^700 (a heavy buyer gone early in a long window) take
+    the kernel's log-sum-exp path: value equal to the reference, gradient to central differences."""
+    from clvlab.models.pareto_nbd_kernel import _kernel, pattern_data
+
+    x, tx, T = np.array([400.0, 300.0, 2.0, 0.0]), np.array([1.0, 2.0, 500.0, 0.0]), np.full(4, 1000.0)
+    pat = compress_patterns(np.zeros(4, dtype=np.int64), x, tx, T)
+    P = [np.array([0.55]), np.array([0.5]), np.array([0.6]), np.array([11.7])]
+    lg = pm_.log_g(P[0][0], P[1][0], P[2][0], P[3][0], x, tx) - pm_.log_g(P[0][0], P[1][0], P[2][0], P[3][0], x, T)
+    assert lg[:2].min() > 700  # the first two patterns are on the log-sum-exp path
+
+    def total(params):  # type: ignore[no-untyped-def]
+        return float(np.dot(pat.weight, pm_.loglik_patterns(*params, pat)))
+
+    out = _kernel(*P, *pattern_data(pat))
+    assert float(out[0]) == pytest.approx(total(P), rel=1e-12)
+    for k in range(4):
+        h = 1e-6 * P[k][0]
+        up, dn = [v.copy() for v in P], [v.copy() for v in P]
+        up[k][0] += h
+        dn[k][0] -= h
+        assert out[k + 1][0] == pytest.approx((total(up) - total(dn)) / (2 * h), rel=1e-5, abs=1e-6), k
 
 # ---- predictions: consistent with each other and with the posterior-predictive draws -------
 MODELS = {"bgnbd": (bm, dict(r=0.243, alpha=4.414, a=0.793, b=2.426)), "mbgnbd": (mm, MBG), "pareto_nbd": (pm_, PNBD)}

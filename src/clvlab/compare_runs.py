@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .choices import BASELINE_MODELS, PURCHASE_MODELS
-from .comparison import MODEL_LABELS, Candidate, ModelComparison, compare_models, headline_labels
+from .comparison import Candidate, ModelComparison, compare_models, headline_labels
 from .config import RunConfig
 from .errors import ClvlabInputError
 from .io import write_table, write_text
@@ -25,15 +25,11 @@ from .io import write_table, write_text
 __all__ = ["compare_runs", "run_candidates", "write_comparison"]
 
 
-def _label(fit: Any) -> tuple[str, str]:
-    """(label, pooling) of a loaded fit: a one-draw pooled fit with prior overrides is the MLE row
-    (the pipeline's flat-prior MAP), any other one-draw fit a MAP."""
-    name = MODEL_LABELS.get(fit.model_name, fit.model_name)
-    pooling = str(fit.pooling)
-    point = int(fit.posterior_.sizes["chain"]) * int(fit.posterior_.sizes["draw"]) == 1
-    if point and fit.priors and pooling == "pooled":
-        return f"{name} MLE", "mle"
-    return f"{name} {pooling}{' MAP' if point else ''}", pooling
+def _candidate(fit: Any) -> Candidate:
+    """A loaded fit's candidate: a one-draw pooled fit with prior overrides is the MLE row (the
+    pipeline's flat-prior MAP), any other one-draw fit a MAP."""
+    c = Candidate.of(fit)
+    return Candidate.of(fit, "mle") if c.point and fit.priors and c.pooling == "pooled" else c
 
 
 def run_candidates(run_dirs: Sequence[str | Path]) -> tuple[list[Candidate], pd.DataFrame, RunConfig]:
@@ -80,8 +76,8 @@ def run_candidates(run_dirs: Sequence[str | Path]) -> tuple[list[Candidate], pd.
             if info.get("model") not in PURCHASE_MODELS + BASELINE_MODELS:
                 continue
             fit = purchase_model_class(info["model"]).load(sub)
-            label, pooling = _label(fit)
-            candidates.append(Candidate(f"{meta['config']['name']}: {label}" if several else label, fit, pooling))
+            c = _candidate(fit)
+            candidates.append(Candidate(f"{meta['config']['name']}: {c.label}", fit, c.pooling) if several else c)
     if not candidates:
         raise ClvlabInputError([f"--runs {[str(d) for d, _ in runs]}: no saved purchase-model fits"], what="argument")
     seen: dict[str, int] = {}

@@ -47,6 +47,11 @@ POINT_FIT_REPLICATES = 200
 """Posterior predictive replicates of a point fit's holdout counts (its interval has no parameter uncertainty)."""
 
 
+def _one_draw(fit: Any) -> bool:
+    post = fit.posterior_
+    return int(post.sizes["chain"]) * int(post.sizes["draw"]) == 1
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One fitted purchase model in a comparison.
@@ -69,11 +74,32 @@ class Candidate:
     def model(self) -> str:
         return str(self.fit.model_name)
 
+    @classmethod
+    def of(cls, fit: Any, pooling: str | None = None) -> Candidate:
+        """The candidate of a fit, labelled the same way everywhere.
+
+        Parameters
+        ----------
+        fit : PurchaseModel
+            Fitted model.
+        pooling : str, optional
+            Its pooling (default: the fit's own); "mle" for a flat-prior pooled MAP.
+
+        Returns
+        -------
+        Candidate
+            Labelled "<model> <pooling>", "<model> MLE", or "<model> <pooling> MAP" for
+            another one-draw fit (e.g. "Pareto/NBD partial", "BG/NBD MLE").
+        """
+        pooling = str(fit.pooling) if pooling is None else pooling
+        name = MODEL_LABELS.get(fit.model_name, fit.model_name)
+        label = f"{name} MLE" if pooling == "mle" else f"{name} {pooling}{' MAP' if _one_draw(fit) else ''}"
+        return cls(label, fit, pooling)
+
     @property
     def point(self) -> bool:
         """A point fit (one draw): no LOO, no bands."""
-        post = self.fit.posterior_
-        return int(post.sizes["chain"]) * int(post.sizes["draw"]) == 1
+        return _one_draw(self.fit)
 
     @property
     def n_params(self) -> int:
@@ -272,13 +298,9 @@ def _tracking_expected(fit: Any, rfm: pd.DataFrame, edges: np.ndarray, thin: int
 def _simulate_holdout(c: Candidate, rfm: pd.DataFrame, duration: float, thin: int, seed: int) -> np.ndarray:
     """Posterior predictive holdout counts, (draws, customers): the model's ``sample_holdout`` from
     each customer's state at T; a point fit's one draw replicated POINT_FIT_REPLICATES times."""
-    df, p, group = c.fit._prepare(rfm, thin)
-    params = [p[k][:, :, group].reshape(-1, len(df)) for k in c.fit.params]
-    if c.point:
-        params = [np.repeat(v, POINT_FIT_REPLICATES, axis=0) for v in params]
-    x, tx, T = (df[col].to_numpy(float) for col in ("frequency", "recency", "T"))
-    rng = np.random.default_rng(seed)
-    return c.fit.math.sample_holdout(rng, *params, x, tx, T, float(duration)).astype(float)
+    counts = c.fit.sample_holdout_purchases(duration, rfm, thin=thin, seed=seed,
+                                            replicates=POINT_FIT_REPLICATES if c.point else 1)  # fmt: skip
+    return counts.values.reshape(-1, counts.sizes["customer_id"]).astype(float)
 
 
 def _band(v: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

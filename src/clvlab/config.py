@@ -31,6 +31,7 @@ __all__ = [
 
 TimeUnit = Literal[TIME_UNITS]  # type: ignore[valid-type]
 Positive = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
@@ -52,17 +53,50 @@ class Section(BaseModel):
         return value
 
 
+class ChannelSimulation(Section):
+    """One simulated channel: its customers and population parameters (weekly rates;
+    :class:`clvlab.data.simulate.SegmentParams`, BG/NBD dropout)."""
+
+    customers: Positive
+    r: PositiveFloat
+    alpha: PositiveFloat
+    a: PositiveFloat
+    b: PositiveFloat
+    p: PositiveFloat = 6.0
+    q: Annotated[float, Field(gt=1.0)] = 4.0
+    gamma: PositiveFloat = 15.0
+
+
+class SimulationConfig(Section):
+    """A simulated multi-channel business (a known truth to check a run against)."""
+
+    channels: dict[str, ChannelSimulation]
+    start: dt.date = dt.date(2020, 1, 1)
+    acquisition_days: Positive = 84
+    observation_days: Positive = 546
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
 class DataConfig(Section):
     """Where the transaction log comes from and what its columns are called."""
 
     source: str = "cdnow"
-    """"cdnow" (full CDNOW log), "cdnow_sample" (its 1/10 sample) or a CSV / Parquet path."""
+    """"cdnow" (full CDNOW log), "cdnow_sample" (its 1/10 sample), "simulated" (``simulation``)
+    or a CSV / Parquet path."""
     customer_col: str = "customer_id"
     date_col: str = "date"
     amount_col: str = "amount"
     segment_cols: list[str] = Field(default_factory=list)
     """Segment columns carried to every customer table (value at the first purchase)."""
     pseudonymise: bool = False
+    simulation: SimulationConfig | None = None
+    """The business simulated when ``source`` is "simulated" (:func:`clvlab.data.simulate`)."""
+
+    @model_validator(mode="after")
+    def _simulation_when_simulated(self) -> DataConfig:
+        if (self.source == "simulated") != (self.simulation is not None):
+            raise ValueError('source: "simulated" and a simulation section go together')
+        return self
 
 
 class FeaturesConfig(Section):
@@ -150,10 +184,6 @@ class CLVConfig(Section):
     thresholds: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [100.0])
     """Values c of the per-customer P(CLV > c) columns."""
     hdi_prob: Probability = 0.94
-    cac: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
-    """Acquisition cost per customer by channel (empty: no CLV/CAC table)."""
-    cac_segment: str | None = None
-    """Channel column of ``cac`` (None: the first ``data.segment_cols``, else ``features.segment``)."""
     sensitivity_draws: Positive = 200
     sensitivity_discount_rates: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
         default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.03])
@@ -169,6 +199,31 @@ class CLVConfig(Section):
         if self.lapsed_p_alive > self.active_p_alive:
             raise ValueError(f"lapsed_p_alive ({self.lapsed_p_alive}) must be <= active_p_alive "
                              f"({self.active_p_alive})")  # fmt: skip
+        return self
+
+
+class AcquisitionConfig(Section):
+    """Acquisition economics: a new customer's value per channel against CAC, and the budget
+    decision (:mod:`clvlab.clv.acquisition`, :mod:`clvlab.clv.budget`; the ``clv`` stage)."""
+
+    cac: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Acquisition cost per customer by channel (empty: no acquisition economics)."""
+    segment: str | None = None
+    """Channel column of ``cac`` (None: the first ``data.segment_cols``, else ``features.segment``)."""
+    horizon: Positive | None = None
+    """Periods of ``clv.period`` a new customer is valued over (None: ``clv.horizon``)."""
+    budget: PositiveFloat | None = None
+    """Total acquisition budget to allocate across the channels (None: no allocation)."""
+    saturation: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Most customers a channel can bring (its CAC rises with spend; left out: a fixed CAC)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AcquisitionConfig:
+        problems = [f"saturation of {g!r}, which has no CAC" for g in self.saturation if g not in self.cac]
+        if self.budget is not None and not self.cac:
+            problems.append("budget without a cac table")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
@@ -200,7 +255,8 @@ class QuickConfig(Section):
     draws: Positive = 1000
     tune: Positive | None = None
     sample: bool = True
-    """Use the CDNOW 1/10 sample when the source is the full CDNOW log."""
+    """Use the CDNOW 1/10 sample when the source is the full CDNOW log, and a quarter of each
+    channel's customers when it is a simulated business."""
     compare_poolings: list[Literal[POOLINGS]] = Field(default_factory=lambda: ["pooled"])  # type: ignore[valid-type]
     """``compare.poolings`` of a quick run (the pooled fits compile and sample in seconds)."""
 
@@ -224,6 +280,7 @@ class RunConfig(Section):
     purchase: PurchaseConfig = Field(default_factory=PurchaseConfig)
     gamma_gamma: SpendConfig = Field(default_factory=SpendConfig)
     clv: CLVConfig = Field(default_factory=CLVConfig)
+    acquisition: AcquisitionConfig = Field(default_factory=AcquisitionConfig)
     survival: SurvivalConfig = Field(default_factory=SurvivalConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     quick_settings: QuickConfig = Field(default_factory=QuickConfig)
@@ -239,10 +296,27 @@ class RunConfig(Section):
         data = self.data
         if q.sample and data.source == "cdnow":
             data = data.model_copy(update=dict(source="cdnow_sample"))
+        if q.sample and data.simulation is not None:
+            chans = {g: ch.model_copy(update=dict(customers=max(1, ch.customers // 4)))
+                     for g, ch in data.simulation.channels.items()}  # fmt: skip
+            data = data.model_copy(update=dict(simulation=data.simulation.model_copy(update=dict(channels=chans))))
         return self.model_copy(update=dict(
             name=name, data=data, purchase=self.purchase.model_copy(update=sampling),
             gamma_gamma=self.gamma_gamma.model_copy(update=sampling),
             compare=self.compare.model_copy(update=dict(poolings=list(q.compare_poolings)))))  # fmt: skip
+
+    @model_validator(mode="after")
+    def _cac_needs_models_by_channel(self) -> RunConfig:
+        channel = self.cac_segment
+        if self.acquisition.cac and channel != self.features.segment:
+            unpooled = [k for k, sec in (("purchase", self.purchase), ("gamma_gamma", self.gamma_gamma))
+                        if sec.pooling != "pooled"]  # fmt: skip
+            if unpooled:
+                raise ValueError(
+                    f"acquisition.cac: a new customer's value per {channel!r} needs models pooled or segmented "
+                    f"by {channel!r}, but features.segment is {self.features.segment!r} and {unpooled} "
+                    f"are not pooled (set features.segment: {channel} or acquisition.segment)")  # fmt: skip
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -257,14 +331,15 @@ class RunConfig(Section):
 
     @property
     def cac_segment(self) -> str | None:
-        """The channel column CLV/CAC is computed by."""
-        if self.clv.cac_segment:
-            return self.clv.cac_segment
+        """The channel column acquisition economics are computed by."""
+        if self.acquisition.segment:
+            return self.acquisition.segment
         return self.data.segment_cols[0] if self.data.segment_cols else self.features.segment
 
 
 RENAMED = {("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)",
-           ("bgnbd",): "purchase (with purchase.model: bgnbd, mbgnbd or pareto_nbd)"}
+           ("bgnbd",): "purchase (with purchase.model: bgnbd, mbgnbd or pareto_nbd)",
+           ("clv", "cac"): "acquisition.cac", ("clv", "cac_segment"): "acquisition.segment"}
 """Keys of older configs, and what they are called now (named in the error)."""
 
 

@@ -1,9 +1,10 @@
 """Model evaluation.
 
-Sections (others add theirs alongside): holdout checks, LOO comparison tables, and
-**churn comparison** (this part): binary churn labels from a calibration/holdout split,
+Sections (others add theirs alongside): holdout checks and
+**churn comparison**: binary churn labels from a calibration/holdout split,
 rank-based ROC AUC, Brier score, ROC and calibration tables, compared across scores and
 segments.  Metrics are plain numpy (no scikit-learn dependency).
+PSIS-LOO tables live in :mod:`clvlab.comparison` (:func:`~clvlab.comparison.loo_table`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ __all__ = [
     "calibration_curve",
     "churn_comparison",
     "holdout_check",
-    "loo_compare",
 ]
 
 ALL_SEGMENTS = "all"
@@ -313,33 +313,3 @@ def holdout_check(
     return out[["by", "group", "customers", "actual_mean", "predicted_mean", "actual_total", "predicted_total",
                 "error_total"]]
 
-
-# =========================================================================== LOO comparison
-
-
-def loo_compare(models: Mapping[str, object], data: pd.DataFrame | None = None) -> pd.DataFrame:
-    """PSIS-LOO comparison of fitted models (e.g. pooled / unpooled / partial BG/NBD).
-
-    Each model's pointwise log-likelihood per customer (``model.log_likelihood(data)``,
-    dims chain, draw, customer_id) goes through ArviZ's LOO; the table has elpd_loo, its
-    standard error, p_loo, the difference to the best model and the share of customers
-    with Pareto k > 0.7 (where the LOO estimate is unreliable).
-    """
-    import arviz as az
-    import xarray as xr
-
-    rows = []
-    for name, model in models.items():
-        ll = model.log_likelihood(data)
-        tree = xr.DataTree.from_dict({"log_likelihood": ll.to_dataset(name="y"),
-                                      "posterior": model.posterior_})
-        res = az.loo(tree, var_name="y", pointwise=True)
-        k = np.asarray(res.pareto_k)
-        rows.append({"model": name, "elpd_loo": float(res.elpd), "se": float(res.se), "p_loo": float(res.p),
-                     "share_k_gt_0.7": float((k > 0.7).mean()), "n": int(k.size), "_pointwise": np.asarray(res.elpd_i)})
-    out = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False, ignore_index=True)
-    best = out["_pointwise"].iloc[0]
-    out["elpd_diff"] = out["elpd_loo"].iloc[0] - out["elpd_loo"]
-    out["se_diff"] = [float(np.sqrt(len(best) * np.var(best - pw, ddof=1))) if i else 0.0
-                      for i, pw in enumerate(out["_pointwise"])]
-    return out.drop(columns="_pointwise")

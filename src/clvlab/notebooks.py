@@ -12,6 +12,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -42,8 +43,10 @@ def sync(source: Path) -> Path:
     return target
 
 
-def execute(source: Path, output: Path, *, quick: bool, cwd: Path | None = None, timeout: int = 1200) -> Path:
-    """Execute the notebook made from ``source`` with papermill; ``quick`` is passed as a parameter."""
+def execute(source: Path, output: Path, *, quick: bool, cwd: Path | None = None, timeout: int = 1200,
+            parameters: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Execute the notebook made from ``source`` with papermill; ``quick`` and any other
+    ``parameters`` (e.g. ``config``, the run config's path) are passed as parameters."""
     import jupytext
     import papermill
 
@@ -56,7 +59,7 @@ def execute(source: Path, output: Path, *, quick: bool, cwd: Path | None = None,
         papermill.execute_notebook(
             str(unexecuted),
             str(executed),
-            parameters={"quick": True} if quick else {},  # full mode: the notebook as written
+            parameters={**({"quick": True} if quick else {}), **(parameters or {})},  # full: as written
             cwd=str(cwd or source.parent),
             kernel_name="python3",
             execution_timeout=timeout,

@@ -36,7 +36,8 @@ UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
 
 def _money(value: float) -> str:
     """$1,234.56 below $100k, else the compact form ($123k, $1.23M)."""
-    return f"${value:,.2f}" if abs(value) < 1e5 else format_compact(value, "$")
+    sign = "-" if value < 0 else ""
+    return sign + (f"${abs(value):,.2f}" if abs(value) < 1e5 else format_compact(abs(value), "$"))
 
 
 def diagnostics_badge(name: str, model: Any) -> Badge:
@@ -186,6 +187,69 @@ def clv_table(summary: pd.DataFrame, segment: str, prob: float) -> pd.DataFrame:
     return out if segment != ALL_SEGMENTS else out.drop(columns=segment)
 
 
+def acquisition_table(table: pd.DataFrame, segment: str, prob: float, period_name: str) -> pd.DataFrame:
+    """:func:`clvlab.clv.clv_cac` for people: value and ratio with their HDIs as "low – high",
+    payback as a median and interval of periods (the run folder keeps every column)."""
+    pct = f"{round(100 * prob)}% HDI"
+
+    def span(lo: pd.Series, hi: pd.Series, fmt: Any = format_number) -> list[str]:
+        return [f"{fmt(a)} – {fmt(b)}" for a, b in zip(lo, hi, strict=True)]
+
+    def periods(v: float) -> str:
+        return "never" if not pd.notna(v) or v == float("inf") else f"{v:.0f}"
+
+    return pd.DataFrame({
+        segment: table[segment].astype(str), "customers": table["customers"], "CAC ($)": table["cac"],
+        "new-customer value ($)": table["value_mean"], f"value, {pct}": span(table["value_hdi_low"], table["value_hdi_high"]),
+        "value / CAC": table["ratio_mean"], f"ratio, {pct}": span(table["ratio_hdi_low"], table["ratio_hdi_high"]),
+        "P(ratio > 1)": [f"{v:.2f}" for v in table["p_ratio_gt_1"]],
+        f"payback ({period_name})": [periods(m) if a == b == m else f"{periods(m)} ({periods(a)} – {periods(b)})"
+                                     for m, a, b in zip(table["payback_median"], table["payback_low"],
+                                                        table["payback_high"], strict=True)],
+        "P(best ratio)": [f"{v:.2f}" for v in table["p_rank_1"]],
+    })  # fmt: skip
+
+
+def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -> None:
+    """Which channel pays, how sure, and how much budget where (a config with ``acquisition.cac``)."""
+    from .plots import acquisition as pa
+    from .plots import clv as pc
+
+    cfg, c = results.config, results.clv
+    acq, c_cfg, ch = cfg.acquisition, cfg.clv, cfg.cac_segment
+    horizon = c.new_customer.settings.horizon
+    sec = "Channel mix"
+    best = c.cac.iloc[0]
+    rep.add_text(sec, f"What buying one more customer through each {ch} yields: the first order plus the discounted "
+                      f"repeat purchases a new customer is expected to make over {horizon} {period_name} (its {ch}'s "
+                      f"population parameters), at margin {c_cfg.margin:.0%}, against the {ch}'s CAC. "
+                      f"{best[ch]} has the best return: {best['ratio_mean']:.2f}x its CAC "
+                      f"(P(best) {best['p_rank_1']:.2f}).")  # fmt: skip
+    rep.add_table(sec, acquisition_table(c.cac, ch, c_cfg.hdi_prob, period_name),
+                  caption=f"A new customer's value against its acquisition cost, by {ch}")
+    rep.add_figure(sec, pc.plot_cac_ratio(c.cac, segment=ch, what="new-customer value / CAC", prob=c_cfg.hdi_prob),
+                   "clv_cac")  # fmt: skip
+    rep.add_figure(sec, pa.plot_payback(c.new_customer, acq.cac), "payback",
+                   caption="Payback: when the cumulative discounted margin of a new customer reaches its CAC")
+    if c.budget is not None:
+        s = c.budget.summary.set_index("strategy")
+        opt, alt = s.iloc[0], s.iloc[1]
+        rep.add_text(sec, f"Budget {_money(acq.budget)}: the allocation below maximises the expected net value "
+                          f"(value of the customers bought, less the spend): {_money(opt['expected_net_value'])}, "
+                          f"with a 5% bad case of {_money(opt['net_value_q05'])} and P(loss) {opt['p_loss']:.2f}. "
+                          f"Putting it all on the best point estimate ({s.index[1].removeprefix('all on ')}) "
+                          f"would expect {_money(alt['expected_net_value'])} (5% bad case "
+                          f"{_money(alt['net_value_q05'])}, P(loss) {alt['p_loss']:.2f})."
+                          + (" CAC rises with volume where a saturation is configured "
+                             "(n = N (1 - exp(-S / (CAC N))))." if acq.saturation else ""))  # fmt: skip
+        rep.add_figure(sec, pa.plot_budget(c.budget), "budget", caption="The budget decision under posterior uncertainty")
+        rep.add_table(sec, c.budget.summary, caption="Strategies compared: the optimum and all-in on the best point estimate")
+    residual = c.residual_cac.assign(**{ch: c.residual_cac[ch].astype(str)})
+    rep.add_table(sec, residual[[ch, "cac", "clv_mean", "ratio_mean", "ratio_hdi_low", "ratio_hdi_high"]],
+                  caption=f"Residual value of the customers already acquired (their next {c_cfg.horizon} {period_name}, "
+                          "mean per customer) / CAC: the existing base, not what a new customer is worth")  # fmt: skip
+
+
 def build_report(study: Study, results: StudyResults) -> Path:
     """Write the run's report into ``study.report_dir``; returns the path of ``index.html``."""
     from .plots import bgnbd as pb
@@ -265,8 +329,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
                                             period=period_name[:-1], prob=c_cfg.hdi_prob), "clv_sensitivity",
                    caption="CLV under discount-rate and margin assumptions")
     if c.cac is not None:
-        rep.add_table(sec, c.cac, caption="CLV / CAC by channel")
-        rep.add_figure(sec, pc.plot_cac_ratio(c.cac, segment=cfg.cac_segment), "clv_cac")
+        _channel_mix_section(rep, results, period_name)
 
     sec = "Churn"
     rep.add_text(sec, ch.lapse_explanation)

@@ -98,7 +98,12 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
     }  # fmt: skip
     tables.update({f"clv_by_{col}": t for col, t in c.by_segment.items()})
     if c.cac is not None:
-        tables["clv_cac"] = c.cac
+        tables["clv_cac"] = c.cac  # a new customer's value against CAC
+        tables["new_customer_value"] = c.new_customer.summary()
+        tables["residual_clv_cac"] = c.residual_cac  # the existing base's remaining value against CAC
+    if c.budget is not None:
+        tables.update(budget_allocation=c.budget.allocation, budget_strategies=c.budget.summary,
+                      budget_frontier=c.budget.frontier)  # fmt: skip
     if cmp is not None:
         tables.update({f"compare_{k}": getattr(cmp, k) for k in ("loo", "errors", "holdout", "conditional", "churn",
                                                                   "tracking")})  # fmt: skip

@@ -131,7 +131,10 @@ class CLVResult:
     by_segment: dict[str, pd.DataFrame]  # ALL_SEGMENTS and each segment column -> summary table
     stage_tier: pd.DataFrame  # customers by lifecycle stage x value tier
     sensitivity: pd.DataFrame  # whole-base totals over discount rate x margin
-    cac: pd.DataFrame | None  # CLV/CAC per channel (when the config has a CAC table)
+    cac: pd.DataFrame | None  # a new customer's value / CAC and payback per channel (config with a CAC table)
+    new_customer: Any  # clv.NewCustomerValue per channel, or None (no CAC table)
+    residual_cac: pd.DataFrame | None  # residual CLV of the customers already acquired / CAC, per channel
+    budget: Any  # clv.budget.BudgetAllocation, or None (no acquisition.budget)
 
 
 @dataclass(frozen=True)
@@ -320,6 +323,9 @@ class Study:
         d = self.config.data
         if d.source in ("cdnow", "cdnow_sample"):
             tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample", pseudonymise=d.pseudonymise)
+        elif d.source == "simulated":
+            tx, report = load_transactions(self._simulation().transactions, segment_cols=d.segment_cols,
+                                           pseudonymise=d.pseudonymise)  # fmt: skip
         else:
             source = Path(d.source) if Path(d.source).is_absolute() else self.root / d.source
             tx, report = load_transactions(source, customer_col=d.customer_col, date_col=d.date_col,
@@ -327,6 +333,18 @@ class Study:
                                            pseudonymise=d.pseudonymise)  # fmt: skip
         self.log(f"data: {len(tx):,} purchase days, {tx['customer_id'].nunique():,} customers")
         return DataResult(transactions=tx, validation=report, hash=data_hash(tx))
+
+    def _simulation(self) -> Any:
+        """The simulated business of ``data.simulation`` (its truth in ``.truth``), reproducible from its seed."""
+        from .data.simulate import SegmentParams, simulate
+
+        sim = self.config.data.simulation
+        col = self.config.data.segment_cols[0] if self.config.data.segment_cols else "channel"
+        chans = {g: SegmentParams(**ch.model_dump(exclude={"customers"})) for g, ch in sim.channels.items()}
+        return simulate(chans, n_customers={g: ch.customers for g, ch in sim.channels.items()},
+                        start=str(sim.start), acquisition_days=sim.acquisition_days,
+                        observation_days=sim.observation_days, segment_col=col, seed=sim.seed,
+                        cac=dict(self.config.acquisition.cac) or None)  # fmt: skip
 
     # ---- 2. features -------------------------------------------------------------------------
     def features(self) -> FeaturesResult:
@@ -441,7 +459,9 @@ class Study:
         return self._stage("clv", self._clv)
 
     def _clv(self) -> CLVResult:
-        from .clv import cac_ratio, customer_lifetime_value, lifecycle_stage, sensitivity
+        from .clv import cac_ratio, clv_cac, customer_lifetime_value, lifecycle_stage, new_customer_value, sensitivity
+        from .clv.budget import allocate_budget
+        from .features import cohorts
 
         c, rfm = self.config.clv, self.features().rfm
         bg, gg = self.purchase().model, self.spend().model
@@ -457,12 +477,27 @@ class Study:
         sens = sensitivity(bg, gg, rfm, max_draws=c.sensitivity_draws,  # the whole base
                            discount_rates=c.sensitivity_discount_rates, margins=c.sensitivity_margins,
                            horizon=c.horizon, period=c.period)  # fmt: skip
-        channel = self.config.cac_segment
+        acq = self.config.acquisition
+        channel, ncv, budget = self.config.cac_segment, None, None
+        if acq.cac:  # a new customer's value per channel, from each customer's first order on
+            first = cohorts(self.data().transactions, observation_end=self.config.features.calibration_end).customers
+            first = first[["customer_id", "first_amount"]].merge(rfm[["customer_id", channel]], on="customer_id")
+            ncv = new_customer_value(bg, gg, first, segment=channel, margin=c.margin, hdi_prob=c.hdi_prob,
+                                     seed=self.config.seed, **{**settings, "horizon": acq.horizon or c.horizon})  # fmt: skip
+            best = clv_cac(ncv, acq.cac).iloc[0]
+            self.log(f"clv: a new {channel} {best[channel]!r} customer is worth {best['value_mean']:,.2f} "
+                     f"({best['ratio_mean']:.2f}x its CAC, P(best) {best['p_rank_1']:.2f})")  # fmt: skip
+            if acq.budget is not None:
+                budget = allocate_budget(ncv, acq.cac, acq.budget, saturation=acq.saturation, seed=self.config.seed)
+                opt = budget.summary.iloc[0]
+                self.log(f"clv: budget {acq.budget:,.0f}: expected net value {opt['expected_net_value']:,.0f} "
+                         f"(5% quantile {opt['net_value_q05']:,.0f}, P(loss) {opt['p_loss']:.2f})")  # fmt: skip
         return CLVResult(
             posterior=post, customers=crm,
             by_segment={col: post.summary(col) for col in [ALL_SEGMENTS, *segments]},
             stage_tier=crm.groupby(["stage", "value_tier"], observed=True).size().unstack(fill_value=0),
-            sensitivity=sens, cac=cac_ratio(post, c.cac, segment=channel) if c.cac else None,
+            sensitivity=sens, cac=clv_cac(ncv, acq.cac) if ncv is not None else None, new_customer=ncv,
+            residual_cac=cac_ratio(post, acq.cac, segment=channel) if acq.cac else None, budget=budget,
         )  # fmt: skip
 
     # ---- 6. churn ----------------------------------------------------------------------------
@@ -525,13 +560,12 @@ class Study:
             wanted.append((cm.baseline, "pooled", False))
         candidates, cached = [], {}
         for name, pooling, mle in wanted:
-            label = f"{MODEL_LABELS[name]} {'MLE' if mle else pooling}"
             if name == m.model and not mle and pooling in ({m.pooling} | set(purchase.pooling_fits)):
                 fit, hit = purchase.pooling_fits.get(pooling, purchase.model), purchase.cached
             else:
                 fit, hit = self._purchase_fit(name, pooling, mle=mle)
-            candidates.append(Candidate(label, fit, pooling))
-            cached[label] = hit
+            candidates.append(Candidate.of(fit, "mle" if mle else pooling))
+            cached[candidates[-1].label] = hit
         comparison = compare_models(candidates, self.features().rfm, self.data().transactions,
                                     calibration_end=f.calibration_end, time_unit=f.time_unit, segment=f.segment,
                                     draws_per_chain=cm.draws_per_chain, hdi_prob=self.config.clv.hdi_prob,

@@ -17,11 +17,15 @@ Modules, one concern each:
 ``clvlab.clv.result``
     its result :class:`PosteriorCLV` and :class:`CLVSettings`.
 ``clvlab.clv.analyses``
-    CLV/CAC, sensitivity, retention what-if, lifecycle stage.
+    CLV/CAC of the existing base's residual value, sensitivity, retention what-if, lifecycle stage.
+``clvlab.clv.acquisition``
+    a newly acquired customer's value per channel (:func:`new_customer_value`), CLV/CAC and
+    payback on that basis (:func:`clv_cac`).
 """
 
 from __future__ import annotations
 
+from .acquisition import AcquisitionSettings, NewCustomerValue, clv_cac, clv_cac_draws, new_customer_value
 from .analyses import STAGES as STAGES, TIERS as TIERS  # importable as before, not in __all__
 from .analyses import cac_ratio, cac_ratio_draws, lifecycle_stage, retention_whatif, sensitivity
 from .draws import BGNBD_PARAMS, GG_PARAMS, ParamDraws, param_draws, scale_dropout
@@ -30,19 +34,24 @@ from .math import clv_at_params, clv_period_length, discount_factors, discounted
 from .result import CLVSettings, PosteriorCLV
 
 __all__ = [
+    "AcquisitionSettings",
     "BGNBD_PARAMS",
     "CLVSettings",
     "GG_PARAMS",
+    "NewCustomerValue",
     "PosteriorCLV",
     "ParamDraws",
     "cac_ratio",
     "cac_ratio_draws",
     "clv_at_params",
+    "clv_cac",
+    "clv_cac_draws",
     "clv_period_length",
     "customer_lifetime_value",
     "discount_factors",
     "discounted_purchases",
     "lifecycle_stage",
+    "new_customer_value",
     "param_draws",
     "retention_whatif",
     "scale_dropout",

@@ -1,4 +1,4 @@
-"""Analyses on top of posterior CLV: CLV/CAC per channel, sensitivity, retention what-if, lifecycle."""
+"""Analyses on top of posterior CLV: residual CLV/CAC per channel, sensitivity, retention what-if, lifecycle."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ CAC = Mapping[str, float] | pd.Series | pd.DataFrame
 
 
 def cac_ratio_draws(result: PosteriorCLV, cac: CAC, segment: str = "channel") -> xr.DataArray:
-    """Per-draw CLV/CAC per channel: mean CLV per customer / CAC.
+    """Per-draw residual CLV/CAC per channel: the mean remaining CLV of the channel's customers
+    already acquired / CAC. The existing base's value, not what buying a new customer yields
+    (that is :func:`clvlab.clv.clv_cac`, on :func:`clvlab.clv.new_customer_value`).
 
     Parameters
     ----------
@@ -65,7 +67,9 @@ def cac_ratio_draws(result: PosteriorCLV, cac: CAC, segment: str = "channel") ->
 
 
 def cac_ratio(result: PosteriorCLV, cac: CAC, segment: str = "channel") -> pd.DataFrame:
-    """Posterior of CLV/CAC per channel, P(CLV/CAC > 1) and the channel ranking with uncertainty.
+    """Posterior of the residual CLV/CAC per channel (the existing base's remaining value per
+    customer against CAC; :func:`cac_ratio_draws`), P(ratio > 1) and the ranking with uncertainty.
+    For the value of a newly acquired customer against its CAC use :func:`clvlab.clv.clv_cac`.
 
     Per draw (:func:`cac_ratio_draws`): ratio = mean CLV per customer / CAC; rank 1 = best ratio.
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClvlabInputError
+from ..models import bgnbd_math as bm
 from ..models import mbgnbd_math as mb
 from ..models import pareto_nbd_math as pm
 from .math import _inv_d_factored, _pattern_table, discounted_purchases
@@ -55,6 +56,9 @@ class PurchaseFamily:
         P(alive) = 1 for customers with no repeat purchase (so ``alive`` runs on x > 0 only).
     dropout : callable
         ``dropout(values, scale)`` -> parameter values with the mean dropout scaled by ``scale``.
+    purchases_new : callable
+        ``purchases_new(*params, t)`` -> E[X(t)], a new customer's expected repeat purchases by
+        time t after the first (FHL 2005 eq. 9 for BG/NBD); broadcast.
     """
 
     name: str
@@ -63,6 +67,7 @@ class PurchaseFamily:
     alive: Callable[..., np.ndarray]
     alive_at_zero: bool
     dropout: Callable[[dict[str, np.ndarray], Any], dict[str, np.ndarray]]
+    purchases_new: Callable[..., np.ndarray]
 
 
 def _bg_table(params: Params, xs: np.ndarray, Ts: np.ndarray, **kw: Any) -> np.ndarray:
@@ -131,10 +136,12 @@ def _rate_dropout(values: dict[str, np.ndarray], scale: Any) -> dict[str, np.nda
 
 
 FAMILIES: dict[str, PurchaseFamily] = {
-    "bgnbd": PurchaseFamily("bgnbd", ("r", "alpha", "a", "b"), _bg_table, _bg_alive, True, _phi_dropout),
-    "mbgnbd": PurchaseFamily("mbgnbd", ("r", "alpha", "a", "b"), _mbg_table, _mbg_alive, False, _phi_dropout),
+    "bgnbd": PurchaseFamily("bgnbd", ("r", "alpha", "a", "b"), _bg_table, _bg_alive, True, _phi_dropout,
+                            bm.expected_purchases_new),  # fmt: skip
+    "mbgnbd": PurchaseFamily("mbgnbd", ("r", "alpha", "a", "b"), _mbg_table, _mbg_alive, False, _phi_dropout,
+                             mb.expected_purchases_new),  # fmt: skip
     "pareto_nbd": PurchaseFamily("pareto_nbd", ("r", "alpha", "s", "beta"), _pareto_table, _pareto_alive, False,
-                                 _rate_dropout),  # fmt: skip
+                                 _rate_dropout, pm.expected_purchases_new),  # fmt: skip
 }
 """The purchase models the CLV engine values, by ``model_name``."""
 

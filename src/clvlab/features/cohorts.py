@@ -20,7 +20,8 @@ __all__ = ["Cohorts", "cohorts", "interpurchase_times"]
 
 
 class Cohorts(NamedTuple):
-    """``customers``: customer_id, first_purchase, cohort (+ segment columns at first purchase).
+    """``customers``: customer_id, first_purchase, cohort, first_amount (the first purchase day's
+    spend) (+ segment columns at first purchase).
     ``sizes``: cohort, cohort_start, [segment columns,] n_customers, share, first_purchase_amount
     (total spend on the cohort's first purchase days), sorted by cohort."""
 
@@ -72,7 +73,7 @@ def cohorts(
         .reset_index()
     )
     sizes.insert(len(keys) + 1, "share", sizes["n_customers"] / max(len(customers), 1))
-    customers = customers[["customer_id", "first_purchase", "cohort", *segment_cols]]
+    customers = customers[["customer_id", "first_purchase", "cohort", "first_amount", *segment_cols]]
     return Cohorts(customers=customers, sizes=sizes)
 
 

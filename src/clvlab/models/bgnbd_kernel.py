@@ -30,10 +30,8 @@ both against :func:`~clvlab.models.bgnbd_math.loglik` and pytensor's autodiff of
 
 from __future__ import annotations
 
-import hashlib
 import math
 import types
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -45,6 +43,7 @@ from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from clvlab.models import bgnbd_math as bm
+from clvlab.models.fused_op import source_hash
 
 __all__ = ["BGNBDLoglik", "bgnbd_loglik", "pattern_data", "register_jax", "digamma"]
 
@@ -308,7 +307,7 @@ def bgnbd_loglik(r: Any, alpha: Any, a: Any, b: Any, pat: Any) -> Any:
 def _source_version() -> int:
     """Hash of this module's source: pytensor's numba cache keys on the Op's props only, so the
     key must change whenever the kernel code does (else a stale compiled kernel is reused)."""
-    return int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12], 16)
+    return source_hash([__file__])
 
 
 @register_funcify_default_op_cache_key(BGNBDLoglik)

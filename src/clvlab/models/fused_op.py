@@ -9,15 +9,19 @@ stays ordinary PyMC code); the gradient outputs themselves are not (no Hessian).
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, disconnected_type
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-__all__ = ["FusedLoglik"]
+__all__ = ["FusedLoglik", "njit_cached_by_source", "source_hash"]
 
 
 class FusedLoglik(Op):
@@ -57,3 +61,35 @@ class FusedLoglik(Op):
             raise NotImplementedError(f"{type(self).__name__}: the gradient outputs cannot be differentiated (no Hessian)")
         g = output_grads[0]
         return [g * out for out in outputs[1:]] + [disconnected_type() for _ in self.data_kinds]
+
+
+def source_hash(files: Sequence[str | Path]) -> int:
+    """48-bit hash of the bytes of ``files`` (a kernel's module and the modules of its callees)."""
+    src = b"".join(Path(f).read_bytes() for f in files)
+    return int(hashlib.sha256(src).hexdigest()[:12], 16)
+
+
+def njit_cached_by_source(files: Sequence[str | Path], **njit_kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit`` with an on-disk cache keyed on a hash of ``files``, not on one file's timestamp.
+
+    numba's own cache (``cache=True``) keys a function on its defining file alone, so a cached
+    caller keeps running a stale copy of a callee edited in another module (measured: an old,
+    unbounded quadrature loop kept running after a fix). This registers the function with
+    pytensor's numba cache locator (the one pytensor uses for its generated functions, in
+    pytensor's compile directory) under the hash of ``files``, so any edit to the
+    kernel or its callees compiles afresh and an unchanged one loads in milliseconds (measured on
+    the Pareto/NBD kernel: ~3 s compile per process before). With pytensor's numba cache switched
+    off (``config.numba__cache``), the function is compiled per process.
+    """
+    from pytensor.configdefaults import config
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    key = f"{source_hash(files):x}"
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        cache = bool(config.numba__cache)
+        if cache:  # before njit: the dispatcher picks its cache locator when it is created
+            CACHED_SRC_FUNCTIONS[fn] = f"src{key}"
+        return numba.njit(cache=cache, **njit_kwargs)(fn)
+
+    return decorate

@@ -191,37 +191,84 @@ def _h_quadrature(c0, c1, z, nodes, weights):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
+def _h_series_table(c0, c1, z, table, n_filled):  # type: ignore[no-untyped-def]
+    """:func:`_h_series` with its z-free coefficients kept for the next call with the same (c0, c1).
+
+    ``table[n]`` holds (a_n, S0_n, S1_n): a_n = prod_{j<n} (c0+j)/(c1+j) and the running sums
+    S0_n = sum_{j<n} 1/(c0+j), S1_n = sum_{j<n} 1/(c1+j); rows below ``n_filled`` are valid (0:
+    none). Then H = sum a_n z^n, dH/dc0 = sum a_n S0_n z^n, dH/dc1 = -sum a_n S1_n z^n and
+    z dH/dz = sum n a_n z^n, so a call on filled rows costs multiplications only; the fused kernel
+    evaluates all y of one (group, x) in a row. Same terms and stopping rule as :func:`_h_series`.
+    Returns (h, dh/dc0, dh/dc1, dh/dz, converged, n_filled).
+    """
+    if n_filled == 0:
+        table[0, 0], table[0, 1], table[0, 2] = 1.0, 0.0, 0.0
+        n_filled = 1
+    h, h0, h1, hz = 1.0, 0.0, 0.0, 0.0
+    zn = 1.0
+    n = 0
+    converged = False
+    while n < SERIES_MAX_TERMS:
+        n += 1
+        if n >= n_filled:
+            c0n, c1n = c0 + (n - 1), c1 + (n - 1)
+            table[n, 0] = table[n - 1, 0] * c0n / c1n
+            table[n, 1] = table[n - 1, 1] + 1.0 / c0n
+            table[n, 2] = table[n - 1, 2] + 1.0 / c1n
+            n_filled = n + 1
+        zn *= z
+        term = table[n, 0] * zn
+        h += term
+        h0 += term * table[n, 1]
+        h1 -= term * table[n, 2]
+        hz += term * n
+        if term * (1.0 + n) < _SERIES_TOL * h * (1.0 - z) or term == 0.0:
+            converged = True
+            break
+    return h, h0, h1, (hz / z if z > 0.0 else c0 / c1), converged, n_filled
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _hyp_args(r, alpha, s, beta, x, y):  # type: ignore[no-untyped-def]
+    """(c0, c1, z) of H = 2F1(1, c0; c1; z) for G(y): the larger offset's exponent, K, and z."""
+    if alpha >= beta:  # M = alpha, k_M = r + x
+        return r + x, r + s + x + 1.0, (alpha - beta) / (alpha + y)
+    return s + 1.0, r + s + x + 1.0, (beta - alpha) / (beta + y)  # M = beta, k_M = s + 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def log_g_grad(r, alpha, s, beta, x, y, nodes, weights):  # type: ignore[no-untyped-def]
     """log G(y) (module docstring) and its partials in (r, alpha, s, beta); NaN where a parameter is
     not finite and positive (a sampler then rejects the point)."""
     if not (0.0 < r < np.inf and 0.0 < alpha < np.inf and 0.0 < s < np.inf and 0.0 < beta < np.inf):
         return np.nan, np.nan, np.nan, np.nan, np.nan
-    rs = r + s + x
-    c1 = rs + 1.0
-    la, lb = math.log(alpha + y), math.log(beta + y)
-    if alpha >= beta:  # M = alpha, k_M = r + x
-        c0 = r + x
-        z = (alpha - beta) / (alpha + y)
-    else:  # M = beta, k_M = s + 1
-        c0 = s + 1.0
-        z = (beta - alpha) / (beta + y)
+    c0, c1, z = _hyp_args(r, alpha, s, beta, x, y)
     h, h0, h1, hz, converged = _h_series(c0, c1, z)
     if not converged:
         h, h0, h1, hz = _h_quadrature(c0, c1, z, nodes, weights)
-    lh = math.log(h)
-    d0, d1, dz = h0 / h, h1 / h, hz / h
+    return log_g_from_h(r, alpha, s, beta, x, y, math.log(alpha + y), math.log(beta + y), 1.0 / (alpha + y),
+                        1.0 / (beta + y), math.log(r + s + x), 1.0 / (r + s + x), h, h0, h1, hz)  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def log_g_from_h(r, alpha, s, beta, x, y, la, lb, ia, ib, lrs, irs, h, h0, h1, hz):  # type: ignore[no-untyped-def]
+    """log G(y) and its partials from H and its partials (:func:`log_g_grad`), given la, lb =
+    log(alpha+y), log(beta+y), ia, ib = their reciprocals, lrs = log(r+s+x) and irs = 1/(r+s+x),
+    which the fused kernel computes once per (group, y) and per (group, x)."""
+    lh, ih = math.log(h), 1.0 / h
+    d0, d1, dz = h0 * ih, h1 * ih, hz * ih
     if alpha >= beta:
-        lg = -(r + x) * la - s * lb + lh - math.log(rs)
-        g_r = -la + d0 + d1 - 1.0 / rs
-        g_s = -lb + d1 - 1.0 / rs
-        g_alpha = -(r + x) / (alpha + y) + dz * (beta + y) / (alpha + y) ** 2
-        g_beta = -s / (beta + y) - dz / (alpha + y)
+        lg = -(r + x) * la - s * lb + lh - lrs
+        g_r = -la + d0 + d1 - irs
+        g_s = -lb + d1 - irs
+        g_alpha = -(r + x) * ia + dz * (beta + y) * ia * ia
+        g_beta = -s * ib - dz * ia
     else:
-        lg = -(s + 1.0) * lb + (1.0 - r - x) * la + lh - math.log(rs)
-        g_r = -la + d1 - 1.0 / rs
-        g_s = -lb + d0 + d1 - 1.0 / rs
-        g_beta = -(s + 1.0) / (beta + y) + dz * (alpha + y) / (beta + y) ** 2
-        g_alpha = (1.0 - r - x) / (alpha + y) - dz / (beta + y)
+        lg = -(s + 1.0) * lb + (1.0 - r - x) * la + lh - lrs
+        g_r = -la + d1 - irs
+        g_s = -lb + d0 + d1 - irs
+        g_beta = -(s + 1.0) * ib + dz * (alpha + y) * ib * ib
+        g_alpha = (1.0 - r - x) * ia - dz * ib
     return lg, g_r, g_alpha, g_s, g_beta
 
 

@@ -451,7 +451,7 @@ class PurchaseModel(BayesianEstimator):
         return out.isel(t=0, drop=True) if np.ndim(t) == 0 else out
 
     def sample_holdout_purchases(
-        self, duration: float, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0
+        self, duration: float, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0, replicates: int = 1
     ) -> xr.DataArray:
         """Posterior predictive repeat-purchase counts in (T, T+duration].
 
@@ -468,16 +468,23 @@ class PurchaseModel(BayesianEstimator):
             Keep every ``thin``-th draw.
         seed : int
             Random seed.
+        replicates : int
+            Simulations per posterior draw (each draw repeated in place along ``draw``): a MAP
+            fit's one draw needs many for an interval of the process noise.
 
         Returns
         -------
         DataArray
-            Dims (chain, draw, customer_id), integer counts.
+            Dims (chain, draw, customer_id), integer counts; ``draw`` has ``replicates`` entries
+            per kept draw.
         """
+        if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
+            raise ClvlabInputError(f"replicates={replicates!r}: expected an integer >= 1", what="argument")
         df, p, group = self._prepare(data, thin)
         rng = np.random.default_rng(seed)
         x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
-        counts = self.math.sample_holdout(rng, *(p[k][:, :, group] for k in self.params), x, tx, T, float(duration))
+        params = [np.repeat(p[k][:, :, group], replicates, axis=1) for k in self.params]
+        counts = self.math.sample_holdout(rng, *params, x, tx, T, float(duration))
         return self._customer_da(counts, df, "holdout_purchases")
 
     def sample_frequency(self, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0) -> xr.DataArray:

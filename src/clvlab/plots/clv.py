@@ -179,7 +179,7 @@ def plot_clv_distribution(result: Any, segment: str | None = None, *, by: str | 
 
 @styled
 def plot_cac_ratio(table: pd.DataFrame, segment: str | None = None, *, by: str | None = None,
-                   prob: float = HDI_PROB) -> Figure:
+                   prob: float = HDI_PROB, what: str = "CLV / CAC") -> Figure:
     """CLV/CAC per channel: posterior mean and HDI, break-even line at 1, P(>1) and P(rank 1).
 
     Parameters
@@ -193,6 +193,9 @@ def plot_cac_ratio(table: pd.DataFrame, segment: str | None = None, *, by: str |
         Deprecated alias of ``segment``.
     prob : float
         The HDI mass of the table's interval columns (for the label).
+    what : str
+        What the ratio divides (axis label), e.g. "new-customer value / CAC"
+        (:func:`clvlab.clv.clv_cac`).
     """
     key = _segment_arg(segment, by, "channel", "plot_cac_ratio")
     t = table.sort_values("ratio_mean")
@@ -216,7 +219,7 @@ def plot_cac_ratio(table: pd.DataFrame, segment: str | None = None, *, by: str |
     ax.set_xlim(min(lo.min(), 1.0) / 1.5, max(hi.max(), 1.0) * 8)
     ax.set_ylim(-0.6, len(t) - 0.1)
     ax.grid(axis="x")
-    ax.set_xlabel(f"CLV / CAC (ratio; posterior mean and {interval_label(prob)}; log scale)")
+    ax.set_xlabel(f"{what} (ratio; posterior mean and {interval_label(prob)}; log scale)")
     ax.set_title("Return on acquisition spend by " + key)
     return fig
 
