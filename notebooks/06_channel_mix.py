@@ -34,6 +34,7 @@ from clvlab.clv import new_customer_value
 from clvlab.clv.draws import ParamDraws
 from clvlab.features import cohorts
 from clvlab.plots import acquisition as pa
+from clvlab.plots import kpis as pk
 from clvlab.plots.clv import plot_cac_ratio
 from clvlab.run_report import acquisition_table
 from clvlab.study import Study
@@ -43,6 +44,16 @@ study = Study(ROOT / config, quick=quick, root=ROOT, progress=False)
 acq = study.config.acquisition
 truth = study._simulation().truth
 truth
+
+# %% [markdown]
+# ## The channels as the log shows them (DuckDB: `clvlab.features.kpis`)
+
+# %%
+features = study.features()
+features.kpis
+
+# %%
+pk.plot_retention_matrix(features.retention)
 
 # %% [markdown]
 # ## A new customer's value against its CAC

@@ -227,6 +227,24 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
                       f"(P(best) {best['p_rank_1']:.2f}).")  # fmt: skip
     rep.add_table(sec, acquisition_table(c.cac, ch, c_cfg.hdi_prob, period_name),
                   caption=f"A new customer's value against its acquisition cost, by {ch}")
+    feat = results.features
+    if feat.kpis is not None:
+        from .features.kpis import value_concentration
+        from .plots import kpis as pk
+
+        k = feat.kpis.merge(c.cac[[ch, "cac", "value_mean", "ratio_mean"]], on=ch, how="left")
+        k = k.rename(columns={"value_mean": "new-customer CLV", "ratio_mean": "CLV / CAC"})
+        k = k.drop(columns=[col for col in k.columns if col.startswith("eligible_")])
+        rep.add_table(sec, k, caption=f"Channel KPIs in the calibration period (to {cfg.features.calibration_end}): "
+                                      "retention_<d>d = share of the customers acquired at least d days before its "
+                                      "end who bought again within d days")  # fmt: skip
+        rep.add_figure(sec, pk.plot_retention_matrix(feat.retention), "retention_matrix",
+                       caption="Monthly acquisition cohorts: share buying again in each month")
+        revenue = feat.rfm["frequency"] * feat.rfm["monetary_value"].fillna(0.0)
+        rep.add_figure(sec, pk.plot_lorenz({"calibration repeat revenue": value_concentration(revenue),
+                                            f"CLV, next {c_cfg.horizon} {period_name}":
+                                                value_concentration(c.customers["clv_mean"])}),
+                       "value_concentration", caption="Value concentration across customers")  # fmt: skip
     rep.add_figure(sec, pc.plot_cac_ratio(c.cac, segment=ch, what="new-customer value / CAC", prob=c_cfg.hdi_prob),
                    "clv_cac")  # fmt: skip
     rep.add_figure(sec, pa.plot_payback(c.new_customer, acq.cac), "payback",

@@ -1,0 +1,212 @@
+"""Descriptive KPIs analysts start from, in DuckDB SQL: per-channel KPIs, the cohort retention
+matrix, and value concentration.
+
+Definitions (one purchase = one customer-day, as everywhere in clvlab; only purchase days up to
+``observation_end`` count):
+
+- ``customers``: customers acquired (first purchase) in the segment; ``revenue``: their total
+  spend; ``orders``: their purchase days; ``aov`` = revenue / orders; ``orders_per_customer``;
+- ``repeat_rate``: share of the segment's customers with a second purchase day;
+- ``retention_<d>d``: among customers acquired at least d days before ``observation_end`` (so
+  each had d days to come back), the share with a repeat purchase within d days of the first
+  (``eligible_<d>d`` counts them; NaN when none is eligible);
+- the retention matrix: for each acquisition cohort (``cohort_freq``) and period k = 0, 1, ...
+  after the cohort's period (``period``), the share of the cohort's customers with a purchase in
+  that period; k = 0 counts repeat purchases only (everyone buys in period 0); cells whose
+  period ends after ``observation_end`` are NaN (not yet observed in full);
+- value concentration (:func:`value_concentration`): the Lorenz curve of a per-customer value
+  (revenue, CLV) and the share of the total held by the top 10 / 20 / 30% of customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clvlab.errors import ClvlabInputError
+from clvlab.features._sql import SOURCE, Transactions, as_relation, check_source, ident, query, sql_date, to_frame
+from clvlab.features.periods import cohort_label_sql, period_start_sql
+
+__all__ = ["RETENTION_DAYS", "TOP_SHARES", "channel_kpis", "retention_matrix", "value_concentration"]
+
+RETENTION_DAYS = (90, 180)
+TOP_SHARES = (0.1, 0.2, 0.3)
+_MONTHS = {"M": 1, "Q": 3, "Y": 12}
+
+
+def _days_sql(end: str, segment: str | None) -> str:
+    seg = f", min({ident(segment)}) AS seg" if segment else ", 'all' AS seg"
+    return f"""
+        days AS (
+            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{seg}
+            FROM {SOURCE} WHERE CAST(date AS DATE) <= {end} GROUP BY customer_id, CAST(date AS DATE)
+        ),
+        firsts AS (
+            SELECT customer_id, min(day) AS first_day, arg_min(seg, day) AS seg FROM days GROUP BY customer_id
+        )"""
+
+
+def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: str | None = "channel",
+                 retention_days: Sequence[int] = RETENTION_DAYS) -> pd.DataFrame:  # fmt: skip
+    """Per-segment KPIs of the customers acquired up to ``observation_end`` (module docstring).
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or relation
+        Transaction log with ``customer_id``, ``date``, ``amount`` and the ``segment`` column.
+    observation_end : date-like
+        Last day counted.
+    segment : str or None
+        Segment column (its value on the customer's first purchase day); None: one row for all.
+    retention_days : sequence of int
+        Windows d of the ``retention_<d>d`` columns.
+
+    Returns
+    -------
+    DataFrame
+        One row per segment: ``segment`` (named after the column, or "segment" = "all"),
+        customers, revenue, orders, aov, orders_per_customer, repeat_rate, and per window
+        eligible_<d>d and retention_<d>d; sorted by segment.
+    """
+    bad = [d for d in retention_days if not (isinstance(d, int | np.integer) and d > 0)]
+    if bad:
+        raise ClvlabInputError(f"retention_days {bad}: expected whole numbers of days > 0", what="argument")
+    end = sql_date(observation_end, "observation_end")
+    rel = as_relation(transactions)
+    check_source(rel, [segment] if segment else [], observation_end=end)
+    windows = "".join(
+        f""", count(*) FILTER (WHERE f.first_day <= {end} - INTERVAL {int(d)} DAY) AS eligible_{int(d)}d,
+              count(*) FILTER (WHERE f.first_day <= {end} - INTERVAL {int(d)} DAY
+                               AND r.second_day <= f.first_day + INTERVAL {int(d)} DAY) AS retained_{int(d)}d"""
+        for d in retention_days)  # fmt: skip
+    sql = f"""
+        WITH {_days_sql(end, segment)},
+        per AS (
+            SELECT d.customer_id, sum(d.amount) AS revenue, count(*) AS orders,
+                   min(d.day) FILTER (WHERE d.day > f.first_day) AS second_day
+            FROM days d JOIN firsts f USING (customer_id) GROUP BY d.customer_id
+        )
+        SELECT CAST(f.seg AS VARCHAR) AS seg, count(*) AS customers, sum(r.revenue) AS revenue,
+               sum(r.orders) AS orders, count(*) FILTER (WHERE r.orders >= 2) AS repeaters{windows}
+        FROM firsts f JOIN per r USING (customer_id) GROUP BY f.seg ORDER BY f.seg"""
+    out = to_frame(query(rel, sql))
+    out["aov"] = out["revenue"] / out["orders"]
+    out["orders_per_customer"] = out["orders"] / out["customers"]
+    out["repeat_rate"] = out["repeaters"] / out["customers"]
+    cols = [segment or "segment", "customers", "revenue", "orders", "aov", "orders_per_customer", "repeat_rate"]
+    out = out.rename(columns={"seg": segment or "segment"})
+    for d in retention_days:
+        e = out[f"eligible_{int(d)}d"]
+        out[f"retention_{int(d)}d"] = np.where(e > 0, out[f"retained_{int(d)}d"] / e.where(e > 0, 1), np.nan)
+        cols += [f"eligible_{int(d)}d", f"retention_{int(d)}d"]
+    return out[cols].reset_index(drop=True)
+
+
+def retention_matrix(transactions: Transactions, observation_end: Any, *, cohort_freq: str = "M",
+                     period: str = "M") -> pd.DataFrame:  # fmt: skip
+    """Share of each acquisition cohort's customers buying in period k after acquisition.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or relation
+    observation_end : date-like
+        Last day counted; periods ending after it are NaN.
+    cohort_freq : {"M", "Q", "Y"}
+        Acquisition cohort period.
+    period : {"M", "Q", "Y"}
+        Unit of the periods after acquisition (calendar periods since the cohort's start; period 0
+        holds the cohort's start).
+
+    Returns
+    -------
+    DataFrame
+        Index ``cohort`` (labels in time order), columns ``customers`` then 0, 1, ...: the shares
+        (period 0: a repeat purchase in the acquisition period).
+    """
+    problems = [f"{n}={v!r}: expected one of {sorted(_MONTHS)}" for n, v in (("cohort_freq", cohort_freq),
+                                                                             ("period", period)) if v not in _MONTHS]  # fmt: skip
+    if problems:
+        raise ClvlabInputError(problems, what="argument")
+    end = sql_date(observation_end, "observation_end")
+    rel = as_relation(transactions)
+    check_source(rel, observation_end=end)
+    m = _MONTHS[period]
+    sql = f"""
+        WITH {_days_sql(end, None)},
+        tagged AS (
+            SELECT d.customer_id, d.day, f.first_day, {cohort_label_sql("f.first_day", cohort_freq)} AS cohort,
+                   CAST(date_diff('month', {period_start_sql(period_start_sql("f.first_day", cohort_freq), period)},
+                                  {period_start_sql("d.day", period)}) / {m} AS INTEGER) AS k
+            FROM days d JOIN firsts f USING (customer_id)
+        )
+        SELECT cohort, k, count(DISTINCT customer_id) FILTER (WHERE day > first_day) AS active
+        FROM tagged GROUP BY cohort, k ORDER BY cohort, k"""
+    active = to_frame(query(rel, sql))
+    sizes_sql = f"""
+        WITH {_days_sql(end, None)}
+        SELECT {cohort_label_sql("first_day", cohort_freq)} AS cohort, count(*) AS customers,
+               max(date_diff('month', {period_start_sql(period_start_sql("first_day", cohort_freq), period)},
+                             {period_start_sql(end, period)}) // {m}) AS last_k
+        FROM firsts GROUP BY cohort ORDER BY cohort"""
+    sizes = to_frame(query(rel, sizes_sql)).set_index("cohort")
+    # the last period of a cohort is complete only if it ends on or before observation_end
+    end_ts = pd.Timestamp(observation_end)
+    complete_last = (end_ts + pd.offsets.Day(1)) == (end_ts + pd.offsets.Day(1)).to_period(period).start_time
+    n_k = int(sizes["last_k"].max()) + 1 if len(sizes) else 0
+    mat = pd.DataFrame(np.nan, index=sizes.index, columns=range(n_k))
+    for cohort, row in sizes.iterrows():
+        last = int(row["last_k"]) if complete_last else int(row["last_k"]) - 1
+        mat.loc[cohort, : last] = 0.0 if last >= 0 else np.nan
+    for _, r in active.iterrows():
+        k = int(r["k"])
+        if k in mat.columns and not np.isnan(mat.loc[r["cohort"], k]):
+            mat.loc[r["cohort"], k] = r["active"] / sizes.loc[r["cohort"], "customers"]
+    mat.insert(0, "customers", sizes["customers"].astype(int))
+    mat.index.name = "cohort"
+    return mat
+
+
+def value_concentration(values: pd.Series | np.ndarray, shares: Sequence[float] = TOP_SHARES,
+                        points: int = 101) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """The Lorenz curve of a per-customer value and the share held by the top customers.
+
+    Parameters
+    ----------
+    values : Series or ndarray
+        One non-negative value per customer (revenue, CLV).
+    shares : sequence of float
+        Top fractions of customers for the table (0.1 = the top 10%).
+    points : int
+        Points of the curve.
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        The curve: customer_share (0..1, customers sorted by value ascending) and value_share;
+        the table: top_customers (the fraction), value_share, and ``gini`` (one value, repeated).
+    """
+    v = np.asarray(values, dtype=float)
+    problems = []
+    if v.ndim != 1 or not len(v):
+        problems.append("values: expected a non-empty 1-D array, one value per customer")
+    elif not np.all(np.isfinite(v)) or np.any(v < 0):
+        problems.append(f"values: {int((~np.isfinite(v) | (v < 0)).sum())} value(s) not finite and >= 0")
+    elif v.sum() <= 0:
+        problems.append("values: the total is 0 (no concentration to measure)")
+    bad = [s for s in shares if not 0 < s <= 1]
+    if bad:
+        problems.append(f"shares {bad}: expected fractions in (0, 1]")
+    if problems:
+        raise ClvlabInputError(problems, what="value concentration")
+    s = np.sort(v)
+    cum = np.concatenate([[0.0], np.cumsum(s)]) / s.sum()
+    n = len(s)
+    x = np.linspace(0.0, 1.0, points)
+    curve = pd.DataFrame({"customer_share": x, "value_share": np.interp(x * n, np.arange(n + 1), cum)})
+    gini = 1.0 - 2.0 * np.trapezoid(cum, dx=1.0 / n)
+    top = [1.0 - np.interp((1.0 - f) * n, np.arange(n + 1), cum) for f in shares]
+    table = pd.DataFrame({"top_customers": list(shares), "value_share": top, "gini": gini})
+    return curve, table
