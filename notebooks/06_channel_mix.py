@@ -55,6 +55,9 @@ features.kpis
 # %%
 pk.plot_retention_matrix(features.retention)
 
+# %%
+features.migration  # recency stages three months apart
+
 # %% [markdown]
 # ## A new customer's value against its CAC
 

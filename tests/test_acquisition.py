@@ -212,6 +212,11 @@ def test_a_run_with_a_cac_table_reports_acquisition_economics(tmp_path):
     alloc = pd.read_csv(run / "budget_allocation.csv")
     assert alloc["spend"].sum() <= 20_000 + 1e-6 and (alloc["spend"] >= 0).all()
     assert list(pd.read_csv(run / "budget_strategies.csv")["strategy"])[0] == "optimal"
+    kpis = pd.read_csv(run / "channel_kpis.csv")
+    assert sorted(kpis["channel"]) == sorted(DEFAULT_CAC) and kpis["customers"].sum() == len(pd.read_parquet(
+        run / "rfm.parquet"))  # fmt: skip
+    assert (run / "retention_matrix.csv").exists() and "retention_matrix.png" in html
+    assert pd.read_csv(run / "stage_migration.csv").iloc[:, 1:].to_numpy().sum() == kpis["customers"].sum()
     # a CAC table with models segmented by another column is refused when the config is read
     bad = {**cfg, "features": {**cfg["features"], "segment": "cohort"}}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))

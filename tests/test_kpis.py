@@ -122,3 +122,27 @@ def test_kpi_figures_are_labelled():
     fig = plot_lorenz({"revenue": value_concentration(np.arange(1.0, 50.0))})
     ax = fig.axes[0]
     assert ax.get_xlabel() and ax.get_ylabel() and "Gini" in ax.get_legend().get_texts()[1].get_text()
+
+
+def test_stage_migration_equals_brute_force_stages():
+    from clvlab.features.kpis import STAGES, stage_migration
+
+    tx = _log(3)
+    a, b = pd.Timestamp("2020-09-30"), pd.Timestamp("2021-03-31")
+    got = stage_migration(tx, a, b, new_days=60, active_days=90, lapsed_days=180)
+    days = tx.assign(day=tx["date"].dt.normalize())[["customer_id", "day"]].drop_duplicates()
+
+    def stages(snap: pd.Timestamp) -> pd.Series:
+        d = days[days["day"] <= snap].groupby("customer_id")["day"]
+        first, last = (snap - d.min()).dt.days, (snap - d.max()).dt.days
+        return pd.Series(np.select([first < 60, last < 90, last < 180], ["new", "active", "at risk"], "lapsed"),
+                         index=first.index)  # fmt: skip
+
+    to, frm = stages(b), stages(a).reindex(stages(b).index).fillna("not acquired")
+    want = pd.crosstab(frm, to).reindex(index=["not acquired", *STAGES], columns=list(STAGES), fill_value=0)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    assert got.to_numpy().sum() == days.loc[days["day"] <= b, "customer_id"].nunique()
+    assert got.loc["new"].sum() > 0 and got.loc["not acquired", "new"] > 0
+    with pytest.raises(ClvlabInputError) as e:
+        stage_migration(tx, b, a, active_days=200, lapsed_days=100)
+    assert "must be before" in str(e.value) and "must be below" in str(e.value)

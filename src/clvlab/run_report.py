@@ -240,6 +240,9 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
                                       "end who bought again within d days")  # fmt: skip
         rep.add_figure(sec, pk.plot_retention_matrix(feat.retention), "retention_matrix",
                        caption="Monthly acquisition cohorts: share buying again in each month")
+        rep.add_table(sec, feat.migration, index=True,
+                      caption="Customers by recency stage at two snapshots (new: first purchase within 60 days; "
+                              "active: a purchase within 90 days; at risk: within 180; else lapsed)")  # fmt: skip
         revenue = feat.rfm["frequency"] * feat.rfm["monetary_value"].fillna(0.0)
         rep.add_figure(sec, pk.plot_lorenz({"calibration repeat revenue": value_concentration(revenue),
                                             f"CLV, next {c_cfg.horizon} {period_name}":

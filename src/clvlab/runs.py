@@ -97,6 +97,9 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
         "churn_comparison": ch.comparison,
     }  # fmt: skip
     tables.update({f"clv_by_{col}": t for col, t in c.by_segment.items()})
+    if f.kpis is not None:
+        tables.update(channel_kpis=f.kpis, retention_matrix=f.retention.reset_index(),
+                      stage_migration=f.migration.reset_index())  # fmt: skip
     if c.cac is not None:
         tables["clv_cac"] = c.cac  # a new customer's value against CAC
         tables["new_customer_value"] = c.new_customer.summary()

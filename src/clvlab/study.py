@@ -82,6 +82,7 @@ class FeaturesResult:
     hash: str  # of ``rfm``
     kpis: pd.DataFrame | None = None  # per-channel KPIs (when the config has acquisition.cac)
     retention: pd.DataFrame | None = None  # monthly cohort x month retention matrix (likewise)
+    migration: pd.DataFrame | None = None  # recency-stage transitions over the last 3 months of calibration
 
     @property
     def n_repeaters(self) -> int:
@@ -364,15 +365,16 @@ class Study:
         rfm = rfm_scores(rfm)
         counts = rfm["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
         sizes = cohorts(tx, f.cohort_freq, observation_end=f.calibration_end).sizes
-        kpis = retention = None
+        kpis = retention = migration = None
         if self.config.acquisition.cac:  # the channel job's descriptive layer (DuckDB)
-            from .features.kpis import channel_kpis, retention_matrix
+            from .features.kpis import channel_kpis, retention_matrix, stage_migration
 
             kpis = channel_kpis(tx, f.calibration_end, segment=self.config.cac_segment)
             retention = retention_matrix(tx, f.calibration_end, cohort_freq="M", period="M")
+            migration = stage_migration(tx, pd.Timestamp(f.calibration_end) - pd.DateOffset(months=3), f.calibration_end)
         result = FeaturesResult(rfm=rfm, cohort_sizes=sizes, rfm_segments=counts, hash=data_hash(rfm),
                                 interpurchase=interpurchase_times(tx, observation_end=f.calibration_end),
-                                kpis=kpis, retention=retention)  # fmt: skip
+                                kpis=kpis, retention=retention, migration=migration)  # fmt: skip
         self.log(f"features: {len(rfm):,} customers ({result.n_repeaters:,} repeaters) in calibration "
                  f"to {f.calibration_end}")  # fmt: skip
         return result

@@ -14,6 +14,11 @@ Definitions (one purchase = one customer-day, as everywhere in clvlab; only purc
   after the cohort's period (``period``), the share of the cohort's customers with a purchase in
   that period; k = 0 counts repeat purchases only (everyone buys in period 0); cells whose
   period ends after ``observation_end`` are NaN (not yet observed in full);
+- stage migration (:func:`stage_migration`): each customer's stage at two snapshot dates from
+  the log alone — "new" (first purchase less than ``new_days`` before the snapshot), else
+  "active" (last purchase less than ``active_days`` before), "at risk" (less than
+  ``lapsed_days``), "lapsed" — and the from x to transition counts ("not acquired" for the
+  customers whose first purchase falls between the snapshots);
 - value concentration (:func:`value_concentration`): the Lorenz curve of a per-customer value
   (revenue, CLV) and the share of the total held by the top 10 / 20 / 30% of customers.
 """
@@ -30,9 +35,11 @@ from clvlab.errors import ClvlabInputError
 from clvlab.features._sql import SOURCE, Transactions, as_relation, check_source, ident, query, sql_date, to_frame
 from clvlab.features.periods import cohort_label_sql, period_start_sql
 
-__all__ = ["RETENTION_DAYS", "TOP_SHARES", "channel_kpis", "retention_matrix", "value_concentration"]
+__all__ = ["RETENTION_DAYS", "STAGES", "TOP_SHARES", "channel_kpis", "retention_matrix", "stage_migration",
+           "value_concentration"]
 
 RETENTION_DAYS = (90, 180)
+STAGES = ("new", "active", "at risk", "lapsed")
 TOP_SHARES = (0.1, 0.2, 0.3)
 _MONTHS = {"M": 1, "Q": 3, "Y": 12}
 
@@ -210,3 +217,53 @@ def value_concentration(values: pd.Series | np.ndarray, shares: Sequence[float] 
     top = [1.0 - np.interp((1.0 - f) * n, np.arange(n + 1), cum) for f in shares]
     table = pd.DataFrame({"top_customers": list(shares), "value_share": top, "gini": gini})
     return curve, table
+
+
+def stage_migration(transactions: Transactions, snapshot_from: Any, snapshot_to: Any, *, new_days: int = 60,
+                    active_days: int = 90, lapsed_days: int = 180) -> pd.DataFrame:  # fmt: skip
+    """Transition counts between customers' recency stages at two snapshots (module docstring).
+
+    Parameters
+    ----------
+    transactions : DataFrame, path or relation
+    snapshot_from, snapshot_to : date-like
+        The two snapshot days (purchases on a snapshot day count for it); ``snapshot_from`` first.
+    new_days, active_days, lapsed_days : int
+        Stage boundaries in days (``active_days`` < ``lapsed_days``).
+
+    Returns
+    -------
+    DataFrame
+        Index: stage at ``snapshot_from`` ("not acquired" first, then :data:`STAGES`); columns:
+        :data:`STAGES` at ``snapshot_to`` (every customer acquired by then is counted once).
+    """
+    problems = [f"{n}={v!r}: expected whole days > 0" for n, v in (("new_days", new_days), ("active_days", active_days),
+                ("lapsed_days", lapsed_days)) if not (isinstance(v, int | np.integer) and v > 0)]  # fmt: skip
+    if not problems and active_days >= lapsed_days:
+        problems.append(f"active_days={active_days} must be below lapsed_days={lapsed_days}")
+    a, b = sql_date(snapshot_from, "snapshot_from"), sql_date(snapshot_to, "snapshot_to")
+    if pd.Timestamp(snapshot_from) >= pd.Timestamp(snapshot_to):
+        problems.append(f"snapshot_from {snapshot_from} must be before snapshot_to {snapshot_to}")
+    if problems:
+        raise ClvlabInputError(problems, what="argument")
+    rel = as_relation(transactions)
+    check_source(rel, observation_end=b)
+
+    def stage(snap: str) -> str:
+        return f"""(SELECT customer_id, CASE
+                       WHEN date_diff('day', min(day), {snap}) < {new_days} THEN 'new'
+                       WHEN date_diff('day', max(day), {snap}) < {active_days} THEN 'active'
+                       WHEN date_diff('day', max(day), {snap}) < {lapsed_days} THEN 'at risk'
+                       ELSE 'lapsed' END AS stage
+                   FROM days WHERE day <= {snap} GROUP BY customer_id)"""
+
+    sql = f"""
+        WITH days AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS day FROM {SOURCE} WHERE CAST(date AS DATE) <= {b})
+        SELECT coalesce(f.stage, 'not acquired') AS stage_from, t.stage AS stage_to, count(*) AS customers
+        FROM {stage(b)} t LEFT JOIN {stage(a)} f USING (customer_id) GROUP BY ALL"""
+    counts = to_frame(query(rel, sql))
+    out = counts.pivot_table(index="stage_from", columns="stage_to", values="customers", aggfunc="sum", fill_value=0)
+    out = out.reindex(index=["not acquired", *STAGES], columns=list(STAGES), fill_value=0).astype(int)
+    out.index.name, out.columns.name = f"stage on {pd.Timestamp(snapshot_from).date()}", \
+        f"stage on {pd.Timestamp(snapshot_to).date()}"  # fmt: skip
+    return out
