@@ -42,7 +42,7 @@ from clvlab.study import Study
 ROOT = Path.cwd().parent
 study = Study(ROOT / config, quick=quick, root=ROOT, progress=False)
 acq = study.config.acquisition
-truth = study._simulation().truth
+truth = study.simulation().truth
 truth
 
 # %% [markdown]

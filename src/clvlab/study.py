@@ -327,7 +327,7 @@ class Study:
         if d.source in ("cdnow", "cdnow_sample"):
             tx, report = load_cdnow_with_report(sample=d.source == "cdnow_sample", pseudonymise=d.pseudonymise)
         elif d.source == "simulated":
-            tx, report = load_transactions(self._simulation().transactions, segment_cols=d.segment_cols,
+            tx, report = load_transactions(self.simulation().transactions, segment_cols=d.segment_cols,
                                            pseudonymise=d.pseudonymise)  # fmt: skip
         else:
             source = Path(d.source) if Path(d.source).is_absolute() else self.root / d.source
@@ -337,8 +337,14 @@ class Study:
         self.log(f"data: {len(tx):,} purchase days, {tx['customer_id'].nunique():,} customers")
         return DataResult(transactions=tx, validation=report, hash=data_hash(tx))
 
-    def _simulation(self) -> Any:
-        """The simulated business of ``data.simulation`` (its truth in ``.truth``), reproducible from its seed."""
+    def simulation(self) -> Any:
+        """The simulated business of ``data.simulation`` (``data.source: simulated``), reproducible from its seed.
+
+        Returns
+        -------
+        clvlab.data.simulate.Simulation
+            Its transactions and, in ``.truth``, each channel's true parameters and CAC.
+        """
         from .data.simulate import SegmentParams, simulate
 
         sim = self.config.data.simulation
