@@ -170,13 +170,16 @@ def parameter_table(summary: pd.DataFrame, segment_level: bool) -> pd.DataFrame:
     return cell.loc[~seg, cols].reset_index(drop=True)
 
 
+def _span(lo: pd.Series, hi: pd.Series) -> list[str]:
+    """An interval per row as "low – high"."""
+    return [f"{format_number(a)} – {format_number(b)}" for a, b in zip(lo, hi, strict=True)]
+
+
 def clv_table(summary: pd.DataFrame, segment: str, prob: float) -> pd.DataFrame:
     """A CLV summary (:meth:`PosteriorCLV.summary`) for people: customers, total and per-customer
     CLV with their HDIs as "low – high" (the run folder keeps every column)."""
     pct = f"{round(100 * prob)}% HDI"
-
-    def span(lo: pd.Series, hi: pd.Series) -> list[str]:
-        return [f"{format_number(a)} – {format_number(b)}" for a, b in zip(lo, hi, strict=True)]
+    span = _span
 
     out = pd.DataFrame({
         segment: summary[segment].astype(str), "customers": summary["n_customers"],
@@ -191,9 +194,7 @@ def acquisition_table(table: pd.DataFrame, segment: str, prob: float, period_nam
     """:func:`clvlab.clv.clv_cac` for people: value and ratio with their HDIs as "low – high",
     payback as a median and interval of periods (the run folder keeps every column)."""
     pct = f"{round(100 * prob)}% HDI"
-
-    def span(lo: pd.Series, hi: pd.Series, fmt: Any = format_number) -> list[str]:
-        return [f"{fmt(a)} – {fmt(b)}" for a, b in zip(lo, hi, strict=True)]
+    span = _span
 
     def periods(v: float) -> str:
         return "never" if not pd.notna(v) or v == float("inf") else f"{v:.0f}"

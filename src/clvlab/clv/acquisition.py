@@ -41,7 +41,7 @@ from .engine import _check_settings, _resolve_time_unit
 from .families import family_of
 from .math import _unit_days, clv_period_length, discount_factors
 
-__all__ = ["AcquisitionSettings", "NewCustomerValue", "clv_cac", "clv_cac_draws", "new_customer_value"]
+__all__ = ["AcquisitionSettings", "NewCustomerValue", "clv_cac", "clv_cac_draws", "new_customer_value", "payback_periods"]
 
 CAC = Mapping[str, float] | pd.Series | pd.DataFrame
 BOOTSTRAP_CHUNK = 4_000_000
@@ -303,6 +303,25 @@ def _cac_series(cac: CAC, segment: str, segments: list[str]) -> pd.Series:
     return cac.reindex(segments).astype(float)
 
 
+def payback_periods(cumulative: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """First period whose cumulative discounted margin reaches the CAC, per draw and segment.
+
+    Parameters
+    ----------
+    cumulative : ndarray
+        (draw, segment, period), :attr:`NewCustomerValue.cumulative`.
+    cost : ndarray
+        (segment,) CAC.
+
+    Returns
+    -------
+    ndarray
+        (draw, segment) periods as floats; inf where the horizon ends first.
+    """
+    reached = cumulative >= np.asarray(cost, dtype=float)[None, :, None]
+    return np.where(reached.any(2), reached.argmax(2), np.inf).astype(float)
+
+
 def clv_cac_draws(ncv: NewCustomerValue, cac: CAC) -> xr.DataArray:
     """Per-draw new-customer value / CAC per segment.
 
@@ -345,12 +364,9 @@ def clv_cac(ncv: NewCustomerValue, cac: CAC) -> pd.DataFrame:
         expected_rank; sorted by expected rank.
     """
     seg, prob = ncv.settings.segment, ncv.settings.hdi_prob
-    ratio = clv_cac_draws(ncv, cac)
     cost = _cac_series(cac, seg, ncv.segments).to_numpy()
-    v = ratio.values
-    cum = ncv.cumulative.values  # (draw, segment, period)
-    reached = cum >= cost[None, :, None]
-    payback = np.where(reached.any(2), reached.argmax(2), np.inf).astype(float)  # (draw, segment)
+    v = ncv.value.values / cost[None, :]  # clv_cac_draws, without checking the table twice
+    payback = payback_periods(ncv.cumulative.values, cost)
     ranks = (-v).argsort(axis=1).argsort(axis=1) + 1
     lo, hi = hdi_sorted(np.sort(v, axis=0), prob, axis=0)
     vlo, vhi = hdi_sorted(np.sort(ncv.value.values, axis=0), prob, axis=0)

@@ -177,9 +177,9 @@ def allocate_budget(ncv: NewCustomerValue, cac: Mapping[str, float] | pd.Series 
     all_in = np.zeros(k)
     all_in[best] = B
     strategies = {"optimal": spend, f"all on {chans[best]}": all_in}
-    rows = []
+    rows, nets = [], {}
     for name, s in strategies.items():
-        nv = _net(values, s[None, :], c, sat)[0]
+        nv = nets[name] = _net(values, s[None, :], c, sat)[0]
         rows.append(dict(strategy=name, spent=float(s.sum()), expected_net_value=float(nv.mean()),
                          net_value_q05=float(np.quantile(nv, RISK_QUANTILE)), p_loss=float((nv < 0).mean())))  # fmt: skip
     n_opt = customers_acquired(spend, c, sat)
@@ -199,4 +199,4 @@ def allocate_budget(ncv: NewCustomerValue, cac: Mapping[str, float] | pd.Series 
     frontier = pd.DataFrame({"allocation": labels, "expected_net_value": mean, "net_value_q05": q,
                              "efficient": _efficient(mean, q)})  # fmt: skip
     return BudgetAllocation(allocation=allocation, summary=pd.DataFrame(rows), frontier=frontier,
-                            net_draws=_net(values, spend[None, :], c, sat)[0])  # fmt: skip
+                            net_draws=nets["optimal"])  # fmt: skip

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from clvlab.clv.acquisition import payback_periods
 from clvlab.plots import interval_label, segment_colors, styled
 from clvlab.plots.clv import _UNIT_NAMES
 from clvlab.stats import hdi_sorted
@@ -57,10 +58,9 @@ def plot_payback(ncv, cac: Mapping[str, float], *, currency: str = "$") -> Figur
         ax.plot(period, mean, color=colors[g], lw=2, label="posterior mean")
         cost = float(cac[g])
         ax.axhline(cost, color="#1F2937", ls="--", lw=1.2, label=f"CAC {currency}{cost:,.0f}")
-        reached = (c >= cost).any(1)
-        paid = np.where(reached, (c >= cost).argmax(1), np.inf)
+        paid = payback_periods(cum[:, j : j + 1, :], np.array([cost]))[:, 0]
         med = float(np.quantile(paid, 0.5, method="inverted_cdf"))
-        p_pay = float(reached.mean())
+        p_pay = float(np.isfinite(paid).mean())
         if med == 0:
             note = f"the first order pays the CAC, P {p_pay:.2f}"
         elif np.isfinite(med):
