@@ -79,6 +79,16 @@ def test_quick_run_end_to_end(quick_run):
     overall = churn[churn["segment"] == "all"].set_index("score")["auc"]
     # P(no purchase in holdout) must beat chance clearly; 1 - P(alive) is known to rank backwards here
     assert overall["BG/NBD P(no purchase in holdout)"] > 0.7
+    # behavioural segments: k chosen from the configured range, every customer labelled, CLV by segment
+    sel = pd.read_csv(run_dir / "behaviour_selection.csv")
+    assert list(sel["k"]) == list(range(3, 9)) and sel["chosen"].sum() == 1
+    prof = pd.read_csv(run_dir / "behaviour_profile.csv")
+    assert prof["customers"].sum() == 2357 and len(prof) == int(sel.loc[sel["chosen"], "k"].iloc[0])
+    assert prof["clv_share"].sum() == pytest.approx(1.0) and prof["clv_mean"].is_monotonic_increasing
+    assert set(clv["behaviour"]) == set(prof["behaviour"])
+    for name in ("behaviour_k_selection", "behaviour_centres", "clv_by_behaviour"):
+        assert (report_dir / f"{name}.png").stat().st_size > 10_000
+    assert "Behavioural segments" in (report_dir / "index.html").read_text()
     for name in ("bgnbd_p_alive_heatmap", "churn_roc", "clv_by_cohort", "km_by_segment"):
         assert (report_dir / f"{name}.png").stat().st_size > 10_000 and (report_dir / f"{name}.svg").exists()
     assert "BG/NBD" in (report_dir / "index.html").read_text()
@@ -106,7 +116,9 @@ def test_rerun_is_up_to_date_and_a_changed_setting_reuses_every_fit(quick_run):
     text = cfg.read_text()
     assert "margin: 0.3" in text
     changed = cfg.with_name("cdnow_margin.yaml")
-    changed.write_text(text.replace("margin: 0.3", "margin: 0.6"))
+    # the models pool by cohort: a different behavioural segmentation must not touch their fits
+    assert "k_range: [3, 8]" in text
+    changed.write_text(text.replace("margin: 0.3", "margin: 0.6").replace("k_range: [3, 8]", "k_range: [4, 5]"))
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(["run", "--config", str(changed), "--quick"]) == 0
     meta = json.loads((run_dir / "metadata.json").read_text())
@@ -114,3 +126,4 @@ def test_rerun_is_up_to_date_and_a_changed_setting_reuses_every_fit(quick_run):
     assert out.getvalue().count("cached fit reused") == len(meta["cached_fits"]) == 10
     after = pd.read_parquet(run_dir / "clv_by_all.parquet")
     np.testing.assert_allclose(after["total_mean"], 2.0 * before["total_mean"], rtol=1e-12)
+    assert set(pd.read_csv(run_dir / "behaviour_selection.csv")["k"]) == {4, 5}

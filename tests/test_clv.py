@@ -300,6 +300,20 @@ def test_pattern_table_recurrence_equals_direct() -> None:
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
 
 
+def test_pattern_table_stays_finite_in_a_far_tail() -> None:
+    """A posterior draw of a BG/NBD fitted to one-off-heavy behavioural segments (a, b in the
+    thousands) overflowed the recurrence (NaN CLV); such draws now take the direct path."""
+    r = np.array([14.62481856507997, 0.4])
+    alpha, a, b = np.array([128.42392589924802, 60.0]), np.array([7716.8255050944945, 0.8]), np.array([5033.85207985165, 2.5])
+    xs = np.arange(0, 12, dtype=float)
+    Ts = np.full(len(xs), 37.0)
+    kw = dict(horizon=12, period_length=clv.clv_period_length("M", "W"), discount_rate=0.01)
+    got = clv_math._pattern_table(r, alpha, a, b, xs, Ts, **kw)
+    ref = clv.discounted_purchases(r[None, :], alpha[None, :], a[None, :], b[None, :], xs[:, None], Ts[:, None], **kw)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
 # ---- the data's time unit, the CLV period, segment= and the shared HDI ----------------------
 def _pooled_bgnbd(time_unit_: str | None, seed: int = 5):
     from clvlab.models.bgnbd import BGNBD

@@ -276,3 +276,45 @@ def test_model_loglik_with_x_terms_on_the_segment_x_table_equals_the_formula(rep
     ref = sum(gm.gg_loglik(d["frequency"].to_numpy(), d["monetary_value"].to_numpy(), p[i], q[i], g[i])
               for i, (_, d) in enumerate(df.groupby("seg")))  # fmt: skip
     assert float(total) == pytest.approx(ref, rel=1e-12)
+
+
+# ---- a segment without repeat buyers -------------------------------------------------------------
+def _partial_posterior(mu: dict, sigma: dict) -> GammaGamma:
+    """A partial-pooling GammaGamma with one posterior draw of the population parameters."""
+    m = _fixed_model(segments=("a", "b"), segment="seg", p=[5.0, 7.0], q=[3.0, 4.0], gamma=[10.0, 20.0])
+    m.pooling = "partial"
+    extra = {f"{k}_mu": (("chain", "draw"), [[v]]) for k, v in mu.items()}
+    extra |= {f"{k}_sigma": (("chain", "draw"), [[v]]) for k, v in sigma.items()}
+    m.posterior_ = m.posterior_.assign(extra)
+    return m
+
+
+def test_unseen_segment_is_a_draw_from_the_population() -> None:
+    """3,000 new segments from one posterior draw: their link-scale parameters must be
+    Normal(mu, sigma). The z-scores' mean is within 5 / sqrt(n) of 0 and their sd within 0.1 of 1
+    (both > 5 standard errors: false-alarm rate below 1e-6)."""
+    mu = {"p": 1.5, "q_minus_1": 0.8, "mean_spend": 3.2}
+    sigma = {"p": 0.4, "q_minus_1": 0.25, "mean_spend": 0.3}
+    m = _partial_posterior(mu, sigma)
+    new = [f"n{i}" for i in range(3000)]
+    post = m.segment_posterior(["a", *new], seed=1)
+    assert list(post["segment"].values) == ["a", "b", *new]
+    for k in ("p", "q", "gamma"):  # the fitted segments are untouched
+        np.testing.assert_array_equal(post[k].sel(segment=["a", "b"]).values, m.posterior_[k].values)
+    s = post.sel(segment=new)
+    p, q, gamma = (s[k].values.ravel() for k in ("p", "q", "gamma"))
+    eta = {"p": np.log(p), "q_minus_1": np.log(q - 1), "mean_spend": np.log(p * gamma / (q - 1))}
+    for k, v in eta.items():
+        z = (v - mu[k]) / sigma[k]
+        assert abs(z.mean()) < 5 / math.sqrt(len(z)) and abs(z.std() - 1) < 0.1, k
+    xr.testing.assert_equal(post, m.segment_posterior(["a", *new], seed=1))  # reproducible from the seed
+
+
+def test_unseen_segment_pooled_shares_and_unpooled_refuses() -> None:
+    m = _fixed_model(segments=("a", "b"), segment="seg", p=[5.0, 5.0], q=[3.0, 3.0], gamma=[10.0, 10.0])
+    m.pooling = "pooled"
+    post = m.segment_posterior(["z"])
+    assert post["p"].sel(segment="z").item() == 5.0 and post["gamma"].sel(segment="z").item() == 10.0
+    m.pooling = "unpooled"
+    with pytest.raises(ClvlabInputError, match=r"\['z'\] of column 'seg' had no repeat buyer"):
+        m.segment_posterior(["z"])

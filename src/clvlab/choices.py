@@ -22,3 +22,7 @@ BASELINE_MODELS: tuple[str, ...] = ("nbd",)
 """Comparison-only purchase models (no dropout: no CLV)."""
 MODEL_LABELS: dict[str, str] = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "nbd": "NBD (no dropout)"}
 """How tables, figures and messages name each purchase model."""
+BEHAVIOUR_COLUMN = "behaviour"
+"""The customer-table column of the behavioural segments (:mod:`clvlab.features.clusters`)."""
+BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = ("frequency", "gap", "monetary_value", "first_amount", "early_purchases")
+"""The behaviour features segments can be clustered on (:data:`clvlab.features.behaviour.BEHAVIOUR_FEATURES`)."""

@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .choices import BASELINE_MODELS, COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
+from .choices import BEHAVIOUR_COLUMN, BEHAVIOUR_FEATURE_NAMES, BASELINE_MODELS, COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
 __all__ = [
-    "CLVConfig", "CompareConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
+    "BehaviourConfig", "CLVConfig", "CompareConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
     "SpendConfig", "SurvivalConfig", "load_config",
 ]  # fmt: skip
 
@@ -99,6 +99,37 @@ class DataConfig(Section):
         return self
 
 
+class BehaviourConfig(Section):
+    """Behavioural segments (:class:`clvlab.features.BehaviouralSegments`): K-means on
+    standardised log behaviour features, added to the customer table as the column
+    ``behaviour`` (``features.segment: behaviour`` pools every model across them)."""
+
+    k: Annotated[int, Field(ge=2)] | None = None
+    """Number of segments; None: chosen over ``k_range`` by silhouette and stability."""
+    k_range: tuple[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=2)]] = (2, 8)
+    features: list[Literal[BEHAVIOUR_FEATURE_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(BEHAVIOUR_FEATURE_NAMES), min_length=1)
+    early_days: Positive = 90
+    """Early window after the first purchase (days) of ``early_purchases``."""
+    stability_replicates: Positive = 10
+    min_stability: Probability = 0.8
+    """Mean adjusted Rand index over subsample refits that a k needs to be chosen on silhouette."""
+
+    @field_validator("k_range")
+    @classmethod
+    def _range_ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] > value[1]:
+            raise ValueError(f"k_range {list(value)}: expected [low, high] with low <= high")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"features {value}: a name repeats")
+        return value
+
+
 class FeaturesConfig(Section):
     """Calibration / holdout split and customer features."""
 
@@ -110,12 +141,16 @@ class FeaturesConfig(Section):
     """Segment column of the hierarchical models (None: one population)."""
     cohort_freq: Literal[COHORT_FREQS] = "W"  # type: ignore[valid-type]
     whole_periods: bool = False
+    behaviour: BehaviourConfig | None = None
+    """Behavioural segments (None: none); ``segment: behaviour`` pools the models across them."""
 
     @model_validator(mode="after")
     def _holdout_after_calibration(self) -> FeaturesConfig:
         if self.observation_end <= self.calibration_end:
             raise ValueError(f"observation_end {self.observation_end} must be after calibration_end "
                              f"{self.calibration_end}")  # fmt: skip
+        if self.segment == BEHAVIOUR_COLUMN and self.behaviour is None:
+            raise ValueError(f"segment: {BEHAVIOUR_COLUMN} needs a features.behaviour section (the clustering)")
         return self
 
 
@@ -304,6 +339,13 @@ class RunConfig(Section):
             name=name, data=data, purchase=self.purchase.model_copy(update=sampling),
             gamma_gamma=self.gamma_gamma.model_copy(update=sampling),
             compare=self.compare.model_copy(update=dict(poolings=list(q.compare_poolings)))))  # fmt: skip
+
+    @model_validator(mode="after")
+    def _behaviour_column_free(self) -> RunConfig:
+        if self.features.behaviour is not None and BEHAVIOUR_COLUMN in self.data.segment_cols:
+            raise ValueError(f"data.segment_cols has a column {BEHAVIOUR_COLUMN!r}, the name features.behaviour "
+                             "gives its segments: rename that column")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _cac_needs_models_by_channel(self) -> RunConfig:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .choices import ALL_SEGMENTS
+from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN
 from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
 from .report import Badge, Headline, Report, describe_table, format_compact, format_number
 from .comparison import MODEL_LABELS, headline_labels
@@ -32,6 +32,7 @@ DIVERGENCE_FAIL_SHARE = 0.01
 """Divergent transitions above this share of the draws fail the badge (any warns)."""
 
 UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
+BEHAVIOUR_SECTION = "Behavioural segments"
 
 
 def _money(value: float) -> str:
@@ -211,6 +212,69 @@ def acquisition_table(table: pd.DataFrame, segment: str, prob: float, period_nam
     })  # fmt: skip
 
 
+def _pct(values: pd.Series) -> list[str]:
+    return [f"{x:.0%}" if pd.notna(x) else "–" for x in values]
+
+
+def behaviour_table(profile: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """What marks each behavioural segment (:meth:`BehaviouralSegments.profile`), for people."""
+    out = pd.DataFrame({
+        "segment": profile[BEHAVIOUR_COLUMN], "what marks it": profile["description"], "customers": profile["customers"],
+        "repeat buyers": _pct(profile["repeat_rate"]),
+        "repeat purchases": profile["frequency"], f"since last purchase ({unit})": profile["gap"],
+        "spend per repeat ($)": profile["monetary_value"],
+    })  # fmt: skip
+    if "first_amount" in profile:
+        out["first order ($)"] = profile["first_amount"]
+        out["early repeats"] = profile["early_purchases"]
+    return out
+
+
+def behaviour_value_table(profile: pd.DataFrame, prob: float) -> pd.DataFrame:
+    """What each behavioural segment is worth: revenue shares and CLV (the profile with ``clv=``)."""
+    out = pd.DataFrame({"segment": profile[BEHAVIOUR_COLUMN], "customers": profile["customers"],
+                        "share of customers": _pct(profile["share"])})  # fmt: skip
+    if "revenue_share" in profile:
+        out["calibration revenue share"] = _pct(profile["revenue_share"])
+    if "holdout_revenue_share" in profile:
+        out["holdout revenue share"] = _pct(profile["holdout_revenue_share"])
+    if "clv_mean" in profile:
+        out["CLV per customer ($)"] = profile["clv_mean"]
+        out[f"CLV, {round(100 * prob)}% HDI"] = _span(profile["clv_low"], profile["clv_high"])
+        out["CLV share"] = _pct(profile["clv_share"])
+    return out
+
+
+def _behaviour_section(rep: Report, results: StudyResults, period_name: str) -> None:
+    """K-means behavioural segments: how k was chosen, what marks each segment, its value."""
+    from .plots import segments as psg
+    from .plots.segments import FEATURE_LABELS
+
+    cfg, feat, c = results.config, results.features, results.clv
+    b, seg = cfg.features.behaviour, feat.behaviour.segments
+    sec, unit = BEHAVIOUR_SECTION, UNIT_NAMES[cfg.features.time_unit]
+    chosen = seg.selection_.loc[seg.selection_["chosen"]].iloc[0]
+    pooled = cfg.features.segment == BEHAVIOUR_COLUMN
+    names = ", ".join(FEATURE_LABELS[name] for name in b.features)
+    rep.add_text(sec, f"K-means on the standardised log(1 + x) of {names} (calibration period; early repeats: "
+                      f"within {b.early_days} days of the first purchase). k = {seg.k_}: {seg.rule_} "
+                      f"(silhouette {chosen['silhouette']:.2f}, stability {chosen['stability']:.2f}). Segments are "
+                      "numbered from the least to the most engaged. "
+                      + ("The models pool across these segments." if pooled else
+                         f"The models pool by {cfg.features.segment}; CLV is summed by segment from the "
+                         "per-customer posterior."))  # fmt: skip
+    rep.add_figure(sec, psg.plot_k_selection(seg.selection_, min_stability=b.min_stability), "behaviour_k_selection",
+                   caption="Silhouette and stability of each k tried")
+    profile = seg.profile(feat.rfm, feat.behaviour.early, clv=c.by_segment[BEHAVIOUR_COLUMN])
+    rep.add_table(sec, behaviour_table(profile, unit), caption="Segment profiles (calibration-period means)")
+    sizes = profile.set_index(BEHAVIOUR_COLUMN)["customers"]
+    rep.add_figure(sec, psg.plot_segment_centres(seg.centres_, seg.feature_means_, sizes), "behaviour_centres",
+                   caption="What sets each segment apart")
+    rep.add_table(sec, behaviour_value_table(profile, cfg.clv.hdi_prob),
+                  caption=f"What each segment is worth: revenue shares and CLV over the next {cfg.clv.horizon} "
+                          f"{period_name}")  # fmt: skip
+
+
 def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -> None:
     """Which channel pays, how sure, and how much budget where (a config with ``acquisition.cac``)."""
     from .plots import acquisition as pa
@@ -293,6 +357,8 @@ def build_report(study: Study, results: StudyResults) -> Path:
         rep.add_badge(comparison_badge(results.compare.fits, exclude=p.model))
     for name in SECTIONS:
         rep.section(name)
+        if name == "Posterior CLV" and feat.behaviour is not None:
+            rep.section(BEHAVIOUR_SECTION)
 
     sec = "Data"
     rep.add_text(sec, f"{len(d.transactions):,} purchase days of {d.transactions['customer_id'].nunique():,} customers "
@@ -350,6 +416,8 @@ def build_report(study: Study, results: StudyResults) -> Path:
     rep.add_figure(sec, pc.plot_sensitivity(c.sensitivity, horizon=f"{c_cfg.horizon} {period_name}",
                                             period=period_name[:-1], prob=c_cfg.hdi_prob), "clv_sensitivity",
                    caption="CLV under discount-rate and margin assumptions")
+    if feat.behaviour is not None:
+        _behaviour_section(rep, results, period_name)
     if c.cac is not None:
         _channel_mix_section(rep, results, period_name)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .choices import BEHAVIOUR_COLUMN
 from .config import RunConfig
 from .errors import ClvlabInputError
 from .io import write_json, write_table, write_text
@@ -100,6 +101,10 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
     if f.kpis is not None:
         tables.update(channel_kpis=f.kpis, retention_matrix=f.retention.reset_index(),
                       stage_migration=f.migration.reset_index())  # fmt: skip
+    if f.behaviour is not None:  # the k choice, the centres and the profile with CLV
+        seg = f.behaviour.segments
+        tables.update(behaviour_selection=seg.selection_, behaviour_centres=seg.centres_.reset_index(),
+                      behaviour_profile=seg.profile(f.rfm, f.behaviour.early, clv=c.by_segment[BEHAVIOUR_COLUMN]))
     if c.cac is not None:
         tables["clv_cac"] = c.cac  # a new customer's value against CAC
         tables["new_customer_value"] = c.new_customer.summary()

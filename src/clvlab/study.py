@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .choices import ALL_SEGMENTS, POOLINGS
+from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, POOLINGS
 from .comparison import MODEL_LABELS
 from .config import ModelConfig, RunConfig, load_config
 from .units import unit_days
@@ -72,6 +72,15 @@ class DataResult:
 
 
 @dataclass(frozen=True)
+class BehaviourResult:
+    """Behavioural segments: the fitted clustering, its inputs and the per-segment profile."""
+
+    segments: Any  # clvlab.features.BehaviouralSegments (k_, selection_, centres_, labels_, ...)
+    early: pd.DataFrame  # clvlab.features.early_behaviour: first order, early purchases, revenue
+    profile: pd.DataFrame  # BehaviouralSegments.profile (without CLV; the report adds it)
+
+
+@dataclass(frozen=True)
 class FeaturesResult:
     """Customer features of the calibration period, with the holdout columns."""
 
@@ -83,6 +92,7 @@ class FeaturesResult:
     kpis: pd.DataFrame | None = None  # per-channel KPIs (when the config has acquisition.cac)
     retention: pd.DataFrame | None = None  # monthly cohort x month retention matrix (likewise)
     migration: pd.DataFrame | None = None  # recency-stage transitions over the last 3 months of calibration
+    behaviour: BehaviourResult | None = None  # behavioural segments (when the config has features.behaviour)
 
     @property
     def n_repeaters(self) -> int:
@@ -297,6 +307,8 @@ class Study:
              seed: int, settings: dict[str, Any]) -> tuple[Any, bool]:  # fmt: skip
         """Fit ``make()`` on ``data``, or load the cached fit in ``run_dir/folder`` whose key matches."""
         model = make()
+        if BEHAVIOUR_COLUMN in data.columns and settings.get("segment") != BEHAVIOUR_COLUMN:
+            data = data.drop(columns=BEHAVIOUR_COLUMN)  # a model not by behaviour neither sees nor is keyed on it
         key = fit_cache_key(model.model_name, {**settings, **_fit_options(section)}, seed, data_hash(data))
         path = self.run_dir / folder
         if self.cache and not self.force and _saved_key(path) == key:
@@ -369,6 +381,9 @@ class Study:
                                   segment_cols=d.segment_cols, whole_periods=f.whole_periods,
                                   cohort_freq=f.cohort_freq)  # fmt: skip
         rfm = rfm_scores(rfm)
+        behaviour = self._behaviour(tx, rfm) if f.behaviour is not None else None
+        if behaviour is not None:
+            rfm[BEHAVIOUR_COLUMN] = behaviour.segments.labels_.reindex(rfm["customer_id"]).to_numpy()
         counts = rfm["rfm_segment"].value_counts().rename_axis("rfm_segment").reset_index(name="customers")
         sizes = cohorts(tx, f.cohort_freq, observation_end=f.calibration_end).sizes
         kpis = retention = migration = None
@@ -380,10 +395,25 @@ class Study:
             migration = stage_migration(tx, pd.Timestamp(f.calibration_end) - pd.DateOffset(months=3), f.calibration_end)
         result = FeaturesResult(rfm=rfm, cohort_sizes=sizes, rfm_segments=counts, hash=data_hash(rfm),
                                 interpurchase=interpurchase_times(tx, observation_end=f.calibration_end),
-                                kpis=kpis, retention=retention, migration=migration)  # fmt: skip
+                                kpis=kpis, retention=retention, migration=migration, behaviour=behaviour)  # fmt: skip
         self.log(f"features: {len(rfm):,} customers ({result.n_repeaters:,} repeaters) in calibration "
                  f"to {f.calibration_end}")  # fmt: skip
         return result
+
+    def _behaviour(self, tx: pd.DataFrame, rfm: pd.DataFrame) -> BehaviourResult:
+        """K-means behavioural segments of the calibration customers (``config.features.behaviour``)."""
+        from .features import BehaviouralSegments, behaviour_matrix, early_behaviour
+
+        f = self.config.features
+        b = f.behaviour
+        early = early_behaviour(tx, f.calibration_end, early_days=b.early_days)
+        matrix = behaviour_matrix(rfm, early, features=b.features)
+        segments = BehaviouralSegments(k=b.k, k_range=b.k_range, stability_replicates=b.stability_replicates,
+                                       min_stability=b.min_stability, seed=self.config.seed).fit(matrix)  # fmt: skip
+        chosen = segments.selection_.loc[segments.selection_["chosen"]].iloc[0]
+        self.log(f"features: {segments.k_} behavioural segments ({segments.rule_}; silhouette "
+                 f"{chosen['silhouette']:.2f}, stability {chosen['stability']:.2f})")  # fmt: skip
+        return BehaviourResult(segments=segments, early=early, profile=segments.profile(rfm, early))
 
     # ---- 3. purchase model -------------------------------------------------------------------
     def purchase(self) -> PurchaseResult:
@@ -458,6 +488,10 @@ class Study:
         conv = model.convergence_
         self.log(f"gamma-gamma ({m.pooling}): " + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
                  + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        unseen = sorted(set(rfm[f.segment].astype(str)) - set(map(str, model.segments_))) if f.segment else []
+        if unseen:
+            self.log(f"gamma-gamma: {f.segment} {unseen} without a repeat buyer: their spend is a new draw from the "
+                     f"population ({m.pooling} pooling)")  # fmt: skip
         replicates = model.sample_mean_spend(thin=_thin(m, m.prediction_draws), seed=self.config.seed).values
         return SpendResult(model=model, fit_data=fit_data, excluded=repeaters[zero],
                            independence=independence_check(fit_data, f.segment),
@@ -466,10 +500,11 @@ class Study:
 
     # ---- 5. posterior CLV --------------------------------------------------------------------
     def segment_columns(self) -> list[str]:
-        """Columns CLV is summarised by: the models' segment, then the data's segment columns."""
+        """Columns CLV is summarised by: the models' segment, the data's segment columns, the behavioural segments."""
         f = self.config.features
         cols = [f.segment] if f.segment else []
-        return cols + [c for c in self.config.data.segment_cols if c not in cols]
+        extra = [*self.config.data.segment_cols, *([BEHAVIOUR_COLUMN] if f.behaviour is not None else [])]
+        return cols + [c for c in extra if c not in cols]
 
     def clv(self) -> CLVResult:
         """Posterior CLV per customer and segment, lifecycle, sensitivity, CLV/CAC (``config.clv``)."""
@@ -536,6 +571,11 @@ class Study:
             lapse_after, why = s.lapse_after, f"lapse_after = {s.lapse_after:g} {f.time_unit} (from the config)"
         table = lapse_table(tx, cal_end, lapse_after, f.time_unit, cohort_freq=f.cohort_freq,
                             segment_cols=self.config.data.segment_cols)  # fmt: skip
+        if f.behaviour is not None:  # the behavioural segment of each calibration customer
+            labels = self.features().behaviour.segments.labels_
+            table[BEHAVIOUR_COLUMN] = labels.reindex(table["customer_id"]).to_numpy()
+            if table[BEHAVIOUR_COLUMN].isna().any():
+                raise RuntimeError("lapse table has customers the behavioural segments did not see")
         km = KaplanMeierBySegment().fit(table, f.segment)
         cox_settings = dict(segment=f.segment, penalizer=s.penalizer, log1p=list(s.log1p))
         train, test = train_test_split_customers(table, s.test_fraction, seed=seed)

@@ -112,6 +112,17 @@ def _segment_list(segment: str | Sequence[str] | None) -> list[str]:
     return cols
 
 
+def _spend_draws(gg: Any, data: pd.DataFrame) -> ParamDraws:
+    """Spend draws of every segment in ``data``: a segment the spend model never saw (no repeat
+    buyer) gets its population draw (:meth:`GammaGamma.segment_posterior`)."""
+    col = getattr(gg, "segment", None)
+    if isinstance(col, str) and hasattr(gg, "segment_posterior") and col in getattr(data, "columns", ()):
+        unseen = sorted(set(data[col].dropna().astype(str)) - set(map(str, gg.segments_)))
+        if unseen:
+            return param_draws(gg.segment_posterior(unseen), GG_PARAMS, segment=col)
+    return param_draws(gg, GG_PARAMS)
+
+
 def customer_lifetime_value(
     purchase: Any,
     gg: Any,
@@ -200,7 +211,7 @@ def customer_lifetime_value(
     bg = param_draws(purchase, family.params, model=family.name)
     if bg.model != family.name:  # ParamDraws passed through: name its model
         bg = ParamDraws(bg.values, bg.segments, bg.segment, family.name)
-    sp = gg if isinstance(gg, ParamDraws) else param_draws(gg, GG_PARAMS)
+    sp = gg if isinstance(gg, ParamDraws) else _spend_draws(gg, data)
     if dropout_scale is not None:
         bg = scale_dropout(bg, dropout_scale)
     thresholds = [threshold] if np.isscalar(threshold) else list(threshold)

@@ -198,24 +198,33 @@ def _pattern_table(
         def c_of(x: int) -> np.ndarray:
             return (a + b + x - 1.0)[:, None]
 
-        f_hi = sps.hyp2f1(A, B_, c_of(top + 1), z)  # F at x+1
-        f = sps.hyp2f1(A, B_, c_of(top), z)  # F at x
-        res: dict[int, np.ndarray] = {}
-        x = top
-        while True:
-            if need[x]:
-                res[x] = f
-            if x <= xi.min():
-                break
-            c = c_of(x)
-            f_lo = -(c * (c - 1.0 - (2.0 * c - A - B_ - 1.0) * z) * f + (c - A) * (c - B_) * z * f_hi) / (
-                c * (c - 1.0) * (z - 1.0)
-            )
-            f_hi, f, x = f, f_lo, x - 1
-        for j, xv in zip(sel, xi, strict=True):
-            num = bm.numerator_from_hyp(a[:, None], c_of(int(xv)), log1mz, res[int(xv)])  # (draws, K)
-            inc = np.diff(num, axis=1, prepend=0.0)
-            out[j] = inc @ w
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below
+            f_hi = sps.hyp2f1(A, B_, c_of(top + 1), z)  # F at x+1
+            f = sps.hyp2f1(A, B_, c_of(top), z)  # F at x
+            res: dict[int, np.ndarray] = {}
+            x = top
+            while True:
+                if need[x]:
+                    res[x] = f
+                if x <= xi.min():
+                    break
+                c = c_of(x)
+                f_lo = -(c * (c - 1.0 - (2.0 * c - A - B_ - 1.0) * z) * f + (c - A) * (c - B_) * z * f_hi) / (
+                    c * (c - 1.0) * (z - 1.0)
+                )
+                f_hi, f, x = f, f_lo, x - 1
+            for j, xv in zip(sel, xi, strict=True):
+                num = bm.numerator_from_hyp(a[:, None], c_of(int(xv)), log1mz, res[int(xv)])  # (draws, K)
+                inc = np.diff(num, axis=1, prepend=0.0)
+                out[j] = inc @ w
+        # draws far in a tail (a, b in the thousands) can overflow the recurrence's products:
+        # those draws take the direct path, which stays finite there
+        bad = np.flatnonzero(~np.isfinite(out[sel]).all(axis=0))
+        if len(bad):
+            out[np.ix_(sel, bad)] = discounted_purchases(
+                r[bad], alpha[bad], a[bad], b[bad], x_here[:, None], T, horizon=horizon,
+                period_length=period_length, discount_rate=discount_rate,
+            )  # fmt: skip
     return out
 
 

@@ -18,7 +18,7 @@ currency unit, sd 2 spans a factor e^4 either way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,7 +29,7 @@ from clvlab.errors import ClvlabInputError
 from clvlab.models import gamma_gamma_math as gm
 from clvlab.choices import ALL_SEGMENTS
 from clvlab.models.base import BayesianEstimator
-from clvlab.models.hierarchy import ParamPrior, segment_parameter
+from clvlab.models.hierarchy import ParamPrior, inverse_link, segment_parameter
 from clvlab.features.validation import examples as _examples
 from clvlab.stats import HDI_PROB, hdi_sorted
 
@@ -177,6 +177,54 @@ class GammaGamma(BayesianEstimator):
         self._check_fitted()
         post = self.posterior_
         return gm.gg_population_mean_spend(post["p"], post["q"], post["gamma"]).rename("population_mean_spend")
+
+    def segment_posterior(self, new_segments: Sequence[str] = (), seed: int = 0) -> xr.Dataset:
+        """Posterior p, q, gamma per segment, including segments the fit did not see.
+
+        A segment without a repeat buyer (e.g. a behavioural segment of one-off customers) has
+        no spend data of its own. Under partial pooling it is a new draw from the population:
+        per posterior draw, each link-scale parameter eta ~ Normal(mu, sigma) (the hierarchy's
+        between-segment spread, not just its median); pooled, it shares the one set.
+
+        Parameters
+        ----------
+        new_segments : sequence of str
+            Segment labels to add (those already fitted are ignored).
+        seed : int
+            Seed of the population draws.
+
+        Returns
+        -------
+        Dataset
+            p, q, gamma on (chain, draw, segment): the fitted segments, then the new ones.
+        """
+        self._check_fitted()
+        post = self.posterior_[list(SEGMENT_PARAMS)]
+        new = [str(g) for g in dict.fromkeys(map(str, new_segments)) if str(g) not in set(map(str, self.segments_))]
+        if not new:
+            return post
+        pooling = self.effective_pooling
+        if pooling == "unpooled":
+            raise ClvlabInputError([f"segment(s) {new} of column {self.segment!r} had no repeat buyer in the fit: an "
+                                    "unpooled Gamma-Gamma model has no spend for them (fit pooling='partial' or "
+                                    "'pooled')"], what="Gamma-Gamma model")  # fmt: skip
+        if pooling == "pooled":
+            extra = post.isel(segment=[0] * len(new))
+        else:
+            rng = np.random.default_rng(seed)
+            full = self.posterior_
+            shape = full["p_mu"].shape + (len(new),)
+            theta = {}
+            for name in ("p", "q_minus_1", "mean_spend"):
+                eta = (full[f"{name}_mu"].values[..., None]
+                       + full[f"{name}_sigma"].values[..., None] * rng.standard_normal(shape))  # fmt: skip
+                theta[name] = np.asarray(inverse_link(eta, DEFAULT_PRIORS[name].link), dtype=float)
+            dims = ("chain", "draw", "segment")
+            extra = xr.Dataset({"p": (dims, theta["p"]), "q": (dims, 1.0 + theta["q_minus_1"]),
+                                "gamma": (dims, theta["mean_spend"] * theta["q_minus_1"] / theta["p"])},
+                               coords={"chain": post["chain"], "draw": post["draw"]})  # fmt: skip
+        extra = extra.assign_coords(segment=new)
+        return xr.concat([post, extra], dim="segment")
 
     def log_likelihood(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
         """Pointwise log-likelihood per repeat customer (for LOO), dims (chain, draw, customer_id)."""

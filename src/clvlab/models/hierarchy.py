@@ -109,12 +109,13 @@ class ParamPrior:
 
 
 def inverse_link(eta: Any, link: str) -> Any:
-    """Map the link scale back to the parameter scale (exp or inverse logit)."""
-    if link == "log":
-        return pt.exp(eta)
-    if link == "logit":
-        return pt.sigmoid(eta)
-    raise ValueError(f"unknown link {link!r}; expected one of {LINKS}")
+    """Map the link scale back to the parameter scale (exp or inverse logit); a NumPy array
+    stays NumPy (posterior draws), anything else is a PyTensor expression."""
+    if link not in LINKS:
+        raise ValueError(f"unknown link {link!r}; expected one of {LINKS}")
+    if isinstance(eta, np.ndarray | float | int):
+        return np.exp(eta) if link == "log" else 1.0 / (1.0 + np.exp(-np.asarray(eta, dtype=float)))
+    return pt.exp(eta) if link == "log" else pt.sigmoid(eta)
 
 
 def choose_centering(
