@@ -222,7 +222,10 @@ def test_behaviour_is_the_segment_of_every_hierarchical_model(tmp_path):
         model = purchase_model_class(name)(pooling="partial", segment="behaviour").fit(rfm, method="map", seed=1)
         assert list(model.segments_) == ["B1", "B2", "B3"]
         assert np.isfinite(model.expected_purchases(10.0).values).all()
-    clv = study.clv()
+    # B1 (one-off buyers) has no repeat buyer: its spend is a draw from the population, and is said
+    assert sorted(set(rfm["behaviour"]) - set(study.spend().model.segments_)) == ["B1"]
+    with pytest.warns(UserWarning, match=r"\['B1'\] not in the fit .* new draw from the population"):
+        clv = study.clv()
     by = clv.by_segment["behaviour"].set_index("behaviour")
     assert by["n_customers"].sum() == len(rfm)
     assert by["mean_mean"].idxmax() == "B3"

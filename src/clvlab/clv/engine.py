@@ -9,6 +9,7 @@ array is ever built; memory is bounded by ``chunk_size * n_draws``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -118,7 +119,9 @@ def _spend_draws(gg: Any, data: pd.DataFrame) -> ParamDraws:
     col = getattr(gg, "segment", None)
     if isinstance(col, str) and hasattr(gg, "segment_posterior") and col in getattr(data, "columns", ()):
         unseen = sorted(set(data[col].dropna().astype(str)) - set(map(str, gg.segments_)))
-        if unseen:
+        if unseen:  # said, not silent: a misspelt label would land here too
+            warnings.warn(f"Gamma-Gamma: {col} {unseen[:5]} not in the fit (no repeat buyer there): their spend is "
+                          f"a new draw from the population ({gg.effective_pooling} pooling)", UserWarning, stacklevel=3)
             return param_draws(gg.segment_posterior(unseen), GG_PARAMS, segment=col)
     return param_draws(gg, GG_PARAMS)
 
