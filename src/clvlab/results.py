@@ -27,11 +27,11 @@ class DataResult:
 
 @dataclass(frozen=True)
 class BehaviourResult:
-    """Behavioural segments: the fitted clustering, its inputs and the per-segment profile."""
+    """Behavioural segments: the fitted clustering and its early-behaviour inputs (the profile
+    with CLV is the clv stage's ``behaviour_profile``)."""
 
     segments: Any  # clvlab.features.BehaviouralSegments (k_, selection_, centres_, labels_, ...)
     early: pd.DataFrame  # clvlab.features.early_behaviour: first order, early purchases, revenue
-    profile: pd.DataFrame  # BehaviouralSegments.profile (without CLV; the report adds it)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class CLVResult:
     new_customer: Any  # clv.NewCustomerValue per channel, or None (no CAC table)
     residual_cac: pd.DataFrame | None  # residual CLV of the customers already acquired / CAC, per channel
     budget: Any  # clv.budget.BudgetAllocation, or None (no acquisition.budget)
+    behaviour_profile: pd.DataFrame | None = None  # BehaviouralSegments.profile with CLV (features.behaviour)
 
 
 @dataclass(frozen=True)

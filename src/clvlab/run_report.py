@@ -265,7 +265,7 @@ def _behaviour_section(rep: Report, results: StudyResults, period_name: str) -> 
                          "per-customer posterior."))  # fmt: skip
     rep.add_figure(sec, psg.plot_k_selection(seg.selection_, min_stability=b.min_stability), "behaviour_k_selection",
                    caption="Silhouette and stability of each k tried")
-    profile = seg.profile(feat.rfm, feat.behaviour.early, clv=c.by_segment[BEHAVIOUR_COLUMN])
+    profile = c.behaviour_profile
     rep.add_table(sec, behaviour_table(profile, unit), caption="Segment profiles (calibration-period means)")
     sizes = profile.set_index(BEHAVIOUR_COLUMN)["customers"]
     rep.add_figure(sec, psg.plot_segment_centres(seg.centres_, seg.feature_means_, sizes), "behaviour_centres",

@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .choices import BEHAVIOUR_COLUMN
 from .config import RunConfig
 from .errors import ClvlabInputError
 from .io import write_json, write_table, write_text
@@ -104,7 +103,7 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
     if f.behaviour is not None:  # the k choice, the centres and the profile with CLV
         seg = f.behaviour.segments
         tables.update(behaviour_selection=seg.selection_, behaviour_centres=seg.centres_.reset_index(),
-                      behaviour_profile=seg.profile(f.rfm, f.behaviour.early, clv=c.by_segment[BEHAVIOUR_COLUMN]))
+                      behaviour_profile=c.behaviour_profile)
     if c.cac is not None:
         tables["clv_cac"] = c.cac  # a new customer's value against CAC
         tables["new_customer_value"] = c.new_customer.summary()

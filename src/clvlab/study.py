@@ -280,7 +280,7 @@ class Study:
         chosen = segments.selection_.loc[segments.selection_["chosen"]].iloc[0]
         self.log(f"features: {segments.k_} behavioural segments ({segments.rule_}; silhouette "
                  f"{chosen['silhouette']:.2f}, stability {chosen['stability']:.2f})")  # fmt: skip
-        return BehaviourResult(segments=segments, early=early, profile=segments.profile(rfm, early))
+        return BehaviourResult(segments=segments, early=early)
 
     # ---- 3. purchase model -------------------------------------------------------------------
     def purchase(self) -> PurchaseResult:
@@ -397,13 +397,14 @@ class Study:
                            discount_rates=c.sensitivity_discount_rates, margins=c.sensitivity_margins,
                            horizon=c.horizon, period=c.period)  # fmt: skip
         acq = self.config.acquisition
-        channel, ncv, budget = self.config.cac_segment, None, None
+        channel, ncv, cac_table, budget = self.config.cac_segment, None, None, None
         if acq.cac:  # a new customer's value per channel, from each customer's first order on
             first = cohorts(self.data().transactions, observation_end=self.config.features.calibration_end).customers
             first = first[["customer_id", "first_amount"]].merge(rfm[["customer_id", channel]], on="customer_id")
             ncv = new_customer_value(bg, gg, first, segment=channel, margin=c.margin, hdi_prob=c.hdi_prob,
                                      seed=self.config.seed, **{**settings, "horizon": acq.horizon or c.horizon})  # fmt: skip
-            best = clv_cac(ncv, acq.cac).iloc[0]
+            cac_table = clv_cac(ncv, acq.cac)
+            best = cac_table.iloc[0]
             self.log(f"clv: a new {channel} {best[channel]!r} customer is worth {best['value_mean']:,.2f} "
                      f"({best['ratio_mean']:.2f}x its CAC, P(best) {best['p_rank_1']:.2f})")  # fmt: skip
             if acq.budget is not None:
@@ -411,13 +412,22 @@ class Study:
                 opt = budget.summary.iloc[0]
                 self.log(f"clv: budget {acq.budget:,.0f}: expected net value {opt['expected_net_value']:,.0f} "
                          f"(5% quantile {opt['net_value_q05']:,.0f}, P(loss) {opt['p_loss']:.2f})")  # fmt: skip
+        by_segment = {col: post.summary(col) for col in [ALL_SEGMENTS, *segments]}
         return CLVResult(
             posterior=post, customers=crm,
-            by_segment={col: post.summary(col) for col in [ALL_SEGMENTS, *segments]},
+            by_segment=by_segment,
             stage_tier=crm.groupby(["stage", "value_tier"], observed=True).size().unstack(fill_value=0),
-            sensitivity=sens, cac=clv_cac(ncv, acq.cac) if ncv is not None else None, new_customer=ncv,
+            sensitivity=sens, cac=cac_table, new_customer=ncv,
             residual_cac=cac_ratio(post, acq.cac, segment=channel) if acq.cac else None, budget=budget,
+            behaviour_profile=self._behaviour_profile(by_segment),
         )  # fmt: skip
+
+    def _behaviour_profile(self, by_segment: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+        """Each behavioural segment's profile with its posterior CLV (None without features.behaviour)."""
+        feat = self.features()
+        if feat.behaviour is None:
+            return None
+        return feat.behaviour.segments.profile(feat.rfm, feat.behaviour.early, clv=by_segment[BEHAVIOUR_COLUMN])
 
     # ---- 6. churn ----------------------------------------------------------------------------
     def churn(self) -> ChurnResult:

@@ -44,10 +44,7 @@ N_PARAMS = 3
 DATA_KINDS = ("int64", "float64", "float64", "int64", "float64", "float64", "float64", "float64", "float64", "float64")
 
 
-@njit_cached_by_source(_SOURCES, nogil=True, error_model="numpy")
-def _stirling(y):  # type: ignore[no-untyped-def]
-    u = 1.0 / y
-    return u * (1.0 / 12.0 - u * u * (1.0 / 360.0 - u * u / 1260.0))
+_stirling = njit_cached_by_source(_SOURCES, nogil=True, error_model="numpy")(gamma_gamma_math._stirling_tail)
 
 
 @njit_cached_by_source(_SOURCES, nogil=True, error_model="numpy")
@@ -150,17 +147,10 @@ def register_jax() -> None:
         return
     import jax
     import jax.numpy as jnp
-    from jax.scipy.special import gammaln
     from pytensor.link.jax.dispatch import jax_funcify
 
     def total(p, q, gamma, sx_group, sx_x, sx_w, pat_group, pat_x, pat_xz, pat_w, grp_S, grp_X, grp_C):  # type: ignore[no-untyped-def]  # noqa: E501
-        pq, qq = p[sx_group], q[sx_group]
-        px = pq * sx_x
-        big = qq > LARGE_Q
-        small_q, large_q = jnp.where(big, 1.0, qq), jnp.where(big, qq, 2.0 * LARGE_Q)
-        stir = lambda y: (1.0 / y) * (1.0 / 12.0 - (1.0 / y**2) * (1.0 / 360.0 - 1.0 / (1260.0 * y**2)))  # noqa: E731
-        t_big = (large_q - 0.5) * jnp.log1p(px / large_q) + px * jnp.log(large_q + px) - px + stir(large_q + px) - stir(large_q)
-        t = jnp.where(big, t_big, gammaln(px + small_q) - gammaln(small_q)) - gammaln(px) + px * jnp.log(sx_x)
+        t = gamma_gamma_math.gg_logpdf_x_terms(sx_x, p[sx_group], q[sx_group])  # the math module's, on JAX arrays
         c = p[pat_group] * pat_x + q[pat_group]
         per_pattern = -jnp.dot(pat_w, c * jnp.log1p(pat_xz / gamma[pat_group]))
         per_segment = jnp.sum(p * (grp_S - jnp.log(gamma) * grp_X) - grp_C)

@@ -7,7 +7,7 @@ z ~ Gamma(p, rate=nu) and nu ~ Gamma(q, rate=gamma) across customers, so (design
                                 + (px-1) ln(zbar) - (px+q) ln(gamma + x zbar)
     E[M | x, zbar]            = p (gamma + x zbar) / (p x + q - 1)
 
-Every function here works on NumPy arrays *and* on PyTensor tensors (the PyMC model calls
+Every function here works on NumPy arrays, PyTensor tensors and JAX arrays (the PyMC model calls
 the very same ``gg_logpdf``), so there is exactly one copy of each formula.
 """
 
@@ -48,11 +48,16 @@ def _stirling_tail(y):
 
 
 def _ops(*args: Any):
-    """(log, log1p, gammaln, where) of PyTensor when any argument is a symbolic tensor, else of NumPy/SciPy."""
+    """(log, log1p, gammaln, where) of JAX or PyTensor when any argument is a JAX array or a symbolic tensor, else of NumPy/SciPy."""
     try:
         from pytensor.tensor.variable import TensorVariable
     except ImportError:  # pragma: no cover - pytensor is a hard dependency
         TensorVariable = ()  # type: ignore[assignment]
+    if any(type(a).__module__.split(".")[0] in ("jax", "jaxlib") for a in args):  # the JAX twin of the fused op
+        import jax.numpy as jnp
+        from jax.scipy.special import gammaln as jgammaln
+
+        return jnp.log, jnp.log1p, jgammaln, jnp.where
     if any(isinstance(a, TensorVariable) for a in args):
         import pytensor.tensor as pt
 
