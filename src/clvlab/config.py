@@ -26,7 +26,7 @@ from .errors import ClvlabInputError
 
 __all__ = [
     "BehaviourConfig", "CLVConfig", "CompareConfig", "DataConfig", "FeaturesConfig", "OutputsConfig", "PurchaseConfig", "QuickConfig", "RunConfig",
-    "SpendConfig", "SurvivalConfig", "load_config",
+    "SparkConfig", "SpendConfig", "SurvivalConfig", "load_config",
 ]  # fmt: skip
 
 TimeUnit = Literal[TIME_UNITS]  # type: ignore[valid-type]
@@ -130,6 +130,16 @@ class BehaviourConfig(Section):
         return value
 
 
+class SparkConfig(Section):
+    """The Spark session of ``features.engine: spark`` (:func:`clvlab.features.spark.spark_session`)."""
+
+    master: str | None = None
+    """``spark.master``: ``local[2]``, ``spark://host:7077``, ``yarn``, ``k8s://...``; None: the
+    active session (``spark-submit``), else Spark's default ``local[*]``."""
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Further Spark settings, e.g. ``spark.executor.memory: 8g``."""
+
+
 class FeaturesConfig(Section):
     """Calibration / holdout split and customer features."""
 
@@ -143,12 +153,19 @@ class FeaturesConfig(Section):
     whole_periods: bool = False
     behaviour: BehaviourConfig | None = None
     """Behavioural segments (None: none); ``segment: behaviour`` pools the models across them."""
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    """Engine of the feature queries (RFM, holdout, cohorts, KPIs, lapse table, early behaviour):
+    embedded DuckDB, or Apache Spark (``spark``; the same queries, the same bits)."""
+    spark: SparkConfig | None = None
+    """The Spark session when ``engine: spark`` (None: ``SparkConfig()``'s defaults)."""
 
     @model_validator(mode="after")
     def _holdout_after_calibration(self) -> FeaturesConfig:
         if self.observation_end <= self.calibration_end:
             raise ValueError(f"observation_end {self.observation_end} must be after calibration_end "
                              f"{self.calibration_end}")  # fmt: skip
+        if self.spark is not None and self.engine != "spark":
+            raise ValueError(f"a spark section is set but engine is {self.engine!r}: set engine: spark or drop it")
         if self.segment == BEHAVIOUR_COLUMN and self.behaviour is None:
             raise ValueError(f"segment: {BEHAVIOUR_COLUMN} needs a features.behaviour section (the clustering)")
         return self

@@ -234,6 +234,27 @@ class Study:
                         observation_days=sim.observation_days, segment_col=col, seed=sim.seed,
                         cac=dict(self.config.acquisition.cac) or None)  # fmt: skip
 
+    def feature_source(self) -> Any:
+        """The validated log as the feature queries read it: the pandas table (DuckDB), or with
+        ``features.engine: spark`` a :class:`clvlab.features.spark.SparkSource` of it, made once.
+
+        Returns
+        -------
+        DataFrame or clvlab.features._sql.Source
+        """
+        tx = self.data().transactions
+        if self.config.features.engine == "duckdb":
+            return tx
+        if "feature_source" not in self._done:
+            from .features._sql import open_source
+            from .features.spark import spark_session
+
+            sc = self.config.features.spark
+            session = spark_session(sc.master if sc else None, sc.conf if sc else None, app_name=f"clvlab {self.config.name}")
+            self.log(f"features: Spark {session.version} at {session.sparkContext.master}")
+            self._done["feature_source"] = open_source(tx, "spark")  # on the session just made (the active one)
+        return self._done["feature_source"]
+
     # ---- 2. features -------------------------------------------------------------------------
     def features(self) -> FeaturesResult:
         """Calibration / holdout RFM table, RFM scores, cohorts (``config.features``)."""
@@ -243,7 +264,7 @@ class Study:
         from .features import calibration_holdout, cohorts, interpurchase_times, rfm_scores
 
         f, d = self.config.features, self.config.data
-        tx = self.data().transactions
+        tx = self.feature_source()
         rfm = calibration_holdout(tx, f.calibration_end, f.observation_end, time_unit=f.time_unit,
                                   segment_cols=d.segment_cols, whole_periods=f.whole_periods,
                                   cohort_freq=f.cohort_freq)  # fmt: skip
@@ -267,7 +288,7 @@ class Study:
                  f"to {f.calibration_end}")  # fmt: skip
         return result
 
-    def _behaviour(self, tx: pd.DataFrame, rfm: pd.DataFrame) -> BehaviourResult:
+    def _behaviour(self, tx: Any, rfm: pd.DataFrame) -> BehaviourResult:
         """K-means behavioural segments of the calibration customers (``config.features.behaviour``)."""
         from .features import BehaviouralSegments, behaviour_matrix, early_behaviour
 
@@ -399,7 +420,7 @@ class Study:
         acq = self.config.acquisition
         channel, ncv, cac_table, budget = self.config.cac_segment, None, None, None
         if acq.cac:  # a new customer's value per channel, from each customer's first order on
-            first = cohorts(self.data().transactions, observation_end=self.config.features.calibration_end).customers
+            first = cohorts(self.feature_source(), observation_end=self.config.features.calibration_end).customers
             first = first[["customer_id", "first_amount"]].merge(rfm[["customer_id", channel]], on="customer_id")
             ncv = new_customer_value(bg, gg, first, segment=channel, margin=c.margin, hdi_prob=c.hdi_prob,
                                      seed=self.config.seed, **{**settings, "horizon": acq.horizon or c.horizon})  # fmt: skip
@@ -440,13 +461,13 @@ class Study:
         from .models.survival import CoxChurnModel, KaplanMeierBySegment, train_test_split_customers
 
         f, s, seed = self.config.features, self.config.survival, self.config.seed
-        tx = self.data().transactions
+        tx, source = self.data().transactions, self.feature_source()
         cal_end, obs_end = pd.Timestamp(f.calibration_end), pd.Timestamp(f.observation_end)
         if s.lapse_after is None:
-            lapse_after, why = suggest_lapse_threshold(tx, s.lapse_quantile, f.time_unit, cutoff=cal_end)
+            lapse_after, why = suggest_lapse_threshold(source, s.lapse_quantile, f.time_unit, cutoff=cal_end)
         else:
             lapse_after, why = s.lapse_after, f"lapse_after = {s.lapse_after:g} {f.time_unit} (from the config)"
-        table = lapse_table(tx, cal_end, lapse_after, f.time_unit, cohort_freq=f.cohort_freq,
+        table = lapse_table(source, cal_end, lapse_after, f.time_unit, cohort_freq=f.cohort_freq,
                             segment_cols=self.config.data.segment_cols)  # fmt: skip
         if f.behaviour is not None:  # the behavioural segment of each calibration customer
             labels = self.features().behaviour.segments.labels_

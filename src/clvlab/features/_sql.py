@@ -1,13 +1,16 @@
-"""Shared plumbing of the features package: any transaction source -> a DuckDB relation.
+"""Shared plumbing of the features package: any transaction log -> a :class:`Source` to query.
 
-Every feature function accepts the validated pandas table, a Parquet/CSV path (or a
-Parquet glob) with the same columns, or a ``duckdb.DuckDBPyRelation``. A path is scanned
-by DuckDB directly, so a 20M-row Parquet log never enters pandas; a relation is queried
-on its own connection (``relation.query``). Every query reads the source through the
-view name :data:`SOURCE`.
+Every feature function accepts the validated pandas table, a Parquet file / folder of part
+files / glob or a CSV file with the same columns, a ``duckdb.DuckDBPyRelation``, or a
+pyspark DataFrame, and an ``engine`` ("duckdb", the embedded default, or "spark"). A path is
+scanned by the engine directly, so a 20M-row Parquet log never enters pandas; only the
+per-customer result comes back. Every query reads the log through the view name
+``src.table`` and spells the forms the engines disagree on with ``src.dialect``
+(:mod:`clvlab.features.dialect`), so each feature is one query for both engines.
 
-Connections made here honour ``CLVLAB_DUCKDB_THREADS`` and ``CLVLAB_DUCKDB_MEMORY_LIMIT``
-(e.g. ``"2"`` and ``"3GB"``); unset, DuckDB's defaults apply.
+DuckDB connections made here honour ``CLVLAB_DUCKDB_THREADS`` and
+``CLVLAB_DUCKDB_MEMORY_LIMIT`` (e.g. ``"2"`` and ``"3GB"``); unset, DuckDB's defaults apply.
+Spark runs on the active SparkSession (:mod:`clvlab.features.spark`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ import duckdb
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
+from clvlab.features.dialect import DUCKDB, Dialect, check_engine
 
 logger = logging.getLogger("clvlab.features")
 
-Transactions = Union[pd.DataFrame, str, os.PathLike, duckdb.DuckDBPyRelation]
+Transactions = Union[pd.DataFrame, str, os.PathLike, duckdb.DuckDBPyRelation, Any]
+"""A pandas table, a path, a DuckDB relation or a pyspark DataFrame (see :func:`open_source`)."""
 SOURCE = "clvlab_tx"
 REQUIRED = ("customer_id", "date", "amount")
 _PARQUET = (".parquet", ".pq")
@@ -44,7 +49,108 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def as_relation(transactions: Transactions) -> duckdb.DuckDBPyRelation:
+class Source:
+    """A transaction log one engine can query: the view :attr:`table` and its dialect.
+
+    Made by :func:`open_source`; the feature functions read it only through :meth:`rows`
+    and :meth:`frame`, with SQL spelt by :attr:`dialect` where the engines differ.
+    """
+
+    engine: str = "duckdb"
+    dialect: Dialect = DUCKDB
+    table: str = SOURCE
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of the log."""
+        raise NotImplementedError
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Column name -> upper-case SQL type name (``DATE``, ``VARCHAR``/``STRING``, ``DOUBLE``, ...)."""
+        raise NotImplementedError
+
+    def rows(self, sql: str) -> list[tuple]:
+        """The rows of a (small) query result as tuples."""
+        raise NotImplementedError
+
+    def frame(self, sql: str, date_cols: Sequence[str] = ()) -> pd.DataFrame:
+        """A query result as pandas, ``date_cols`` as datetime64[ns], a fresh RangeIndex."""
+        df = self._fetch(sql)
+        for col in date_cols:
+            df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
+        return df.reset_index(drop=True)
+
+    def _fetch(self, sql: str) -> pd.DataFrame:
+        raise NotImplementedError
+
+
+class DuckDBSource(Source):
+    """A DuckDB relation (DataFrame, Parquet/CSV scan or the caller's relation) read as :data:`SOURCE`."""
+
+    def __init__(self, relation: duckdb.DuckDBPyRelation):
+        self.relation = relation
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.relation.columns)
+
+    @property
+    def types(self) -> dict[str, str]:
+        return {c: str(t).upper() for c, t in zip(self.relation.columns, self.relation.types)}
+
+    def rows(self, sql: str) -> list[tuple]:
+        return self.relation.query(SOURCE, sql).fetchall()
+
+    def _fetch(self, sql: str) -> pd.DataFrame:
+        return self.relation.query(SOURCE, sql).df()
+
+
+def _is_spark_frame(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pyspark.sql") and hasattr(obj, "sparkSession")
+
+
+def open_source(transactions: Transactions, engine: str | None = None) -> Source:
+    """The transaction log as a :class:`Source` of ``engine`` ("duckdb" or "spark").
+
+    Parameters
+    ----------
+    transactions : DataFrame, path, duckdb relation, pyspark DataFrame or Source
+        A validated pandas table, a Parquet file / folder of part files / glob or a CSV file,
+        a DuckDB relation, or (Spark) a DataFrame of an existing SparkSession, e.g.
+        ``spark.table("lake.transactions")``. A :class:`Source` is returned as it is.
+    engine : {"duckdb", "spark"}, optional
+        None: Spark for a pyspark DataFrame, DuckDB otherwise. Spark reads a pandas table or a
+        path on the active SparkSession (:func:`clvlab.features.spark.spark_session` makes one).
+
+    Returns
+    -------
+    Source
+    """
+    if isinstance(transactions, Source):
+        if engine is not None and check_engine(engine) != transactions.engine:
+            raise ClvlabInputError([f"engine={engine!r}: the source given is a {transactions.engine} source"],
+                                   what="argument")  # fmt: skip
+        return transactions
+    engine = check_engine(engine) if engine is not None else ("spark" if _is_spark_frame(transactions) else "duckdb")
+    if engine == "spark":
+        from clvlab.features.spark import SparkSource
+
+        return SparkSource.open(transactions)
+    if _is_spark_frame(transactions):
+        raise ClvlabInputError(["transactions is a pyspark DataFrame: use engine='spark' (or None)"], what="argument")
+    return DuckDBSource(_duckdb_relation(transactions))
+
+
+def parquet_files(path: str) -> str | None:
+    """``path`` as a Parquet scan pattern: the file, the glob, or a folder's part files
+    (``folder/**/*.parquet``); None when ``path`` is not Parquet."""
+    if Path(path).is_dir():
+        return str(Path(path) / "**" / "*.parquet")
+    return path if path.lower().endswith(_PARQUET) else None
+
+
+def _duckdb_relation(transactions: Any) -> duckdb.DuckDBPyRelation:
     """Wrap a DataFrame / Parquet or CSV path / relation as a DuckDB relation (no copy of a file)."""
     if isinstance(transactions, duckdb.DuckDBPyRelation):
         return transactions
@@ -52,33 +158,25 @@ def as_relation(transactions: Transactions) -> duckdb.DuckDBPyRelation:
         return connect().from_df(transactions)
     if isinstance(transactions, (str, os.PathLike)):
         path = str(transactions)
-        lower = path.lower()
-        if lower.endswith(_PARQUET):
-            if not any(c in path for c in "*?[") and not Path(path).is_file():
+        if (pattern := parquet_files(path)) is not None:
+            if pattern == path and not any(c in path for c in "*?[") and not Path(path).is_file():
                 raise ClvlabInputError([f"no such Parquet file: {path}"], what="transactions")
-            return connect().read_parquet(path)
-        if lower.endswith(_CSV):
+            if pattern != path and not any(Path(path).rglob("*.parquet")):
+                raise ClvlabInputError([f"folder {path} holds no .parquet part files"], what="transactions")
+            return connect().read_parquet(pattern)
+        if path.lower().endswith(_CSV):
             if not Path(path).is_file():
                 raise ClvlabInputError([f"no such CSV file: {path}"], what="transactions")
             return connect().read_csv(path, dtype={"customer_id": "VARCHAR"})
         raise ClvlabInputError(
-            [f"{path}: expected a .parquet/.pq or .csv file (or a Parquet glob)"], what="transactions"
+            [f"{path}: expected a .parquet/.pq or .csv file, a folder of Parquet part files or a Parquet glob"],
+            what="transactions",
         )
     raise ClvlabInputError(
-        [f"transactions of type {type(transactions).__name__}: expected a pandas DataFrame, "
-         "a Parquet/CSV path or a duckdb relation"],
+        [f"transactions of type {type(transactions).__name__}: expected a pandas DataFrame, a Parquet/CSV "
+         "path, a duckdb relation or (engine='spark') a pyspark DataFrame"],
         what="transactions",
     )
-
-
-def query(rel: duckdb.DuckDBPyRelation, sql: str) -> duckdb.DuckDBPyRelation:
-    """Run ``sql`` (reading the source as :data:`SOURCE`) on the relation's connection."""
-    return rel.query(SOURCE, sql)
-
-
-def ident(name: str) -> str:
-    """Quote a column name as a SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_date(value: Any, name: str) -> str:
@@ -98,38 +196,26 @@ def sql_date(value: Any, name: str) -> str:
 
 
 def check_source(
-    rel: duckdb.DuckDBPyRelation, segment_cols: Sequence[str] = (), *, observation_end: str | None = None
+    src: Source, segment_cols: Sequence[str] = (), *, observation_end: str | None = None
 ) -> dict[str, int]:
-    """Check the columns and values every feature needs, in one pass; raise one
-    ClvlabInputError listing every problem. Returns row counts (total, after end).
+    """Check the columns and values every feature needs, in one pass over ``src``; raise one
+    ClvlabInputError listing every problem. Returns row counts (total, after the end).
     """
     problems: list[str] = []
-    cols = list(rel.columns)
-    types = dict(zip(cols, (str(t) for t in rel.types)))
+    cols, types, table = src.columns, src.types, src.table
     for col in (*REQUIRED, *segment_cols):
         if col not in cols:
             problems.append(f"column {col!r} missing (columns present: {cols})")
     if problems:
         raise ClvlabInputError(problems, what="transactions")
-    date_type = types["date"].upper()
-    if not (date_type.startswith("DATE") or date_type.startswith("TIMESTAMP") or date_type == "VARCHAR"):
+    date_type = types["date"]
+    if not (date_type.startswith(("DATE", "TIMESTAMP")) or date_type in ("VARCHAR", "STRING")):
         problems.append(f"column 'date' has type {types['date']}: expected a date or timestamp")
-    if not any(k in types["amount"].upper() for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+    if not any(k in types["amount"] for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
         problems.append(f"column 'amount' has type {types['amount']}: expected a number")
     if problems:
         raise ClvlabInputError(problems, what="transactions")
     after = f"count(*) FILTER (WHERE TRY_CAST(date AS DATE) > {observation_end})" if observation_end else "0"
-    counts_sql = f"""
-        SELECT count(*) AS n_rows,
-               count(*) FILTER (WHERE customer_id IS NULL) AS null_id,
-               count(*) FILTER (WHERE date IS NULL) AS null_date,
-               count(*) FILTER (WHERE date IS NOT NULL AND TRY_CAST(date AS DATE) IS NULL) AS bad_date,
-               count(*) FILTER (WHERE amount IS NULL OR isnan(CAST(amount AS DOUBLE))) AS null_amount,
-               count(*) FILTER (WHERE CAST(amount AS DOUBLE) < 0) AS neg_amount,
-               {after} AS after_end
-        FROM {SOURCE}"""
-    row = query(rel, counts_sql).fetchall()[0]
-    n = dict(zip(["n_rows", "null_id", "null_date", "bad_date", "null_amount", "neg_amount", "after_end"], row))
     checks = [
         ("null_id", "customer_id IS NULL", "column 'customer_id' is null in {k} row(s){ex}: expected an id"),
         ("null_date", "date IS NULL", "column 'date' is null in {k} row(s){ex}: expected a date"),
@@ -139,18 +225,13 @@ def check_source(
          "column 'amount' is null/NaN in {k} row(s){ex}: expected a number >= 0"),
         ("neg_amount", "CAST(amount AS DOUBLE) < 0", "column 'amount' is negative in {k} row(s){ex}: expected >= 0"),
     ]
+    counts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {key}" for key, cond, _ in checks)
+    row = src.rows(f"SELECT count(*) AS n_rows, {counts}, {after} AS after_end FROM {table}")[0]
+    n = dict(zip(["n_rows", *(key for key, _, _ in checks), "after_end"], row))
     for key, cond, msg in checks:
         if n[key]:
-            rows = query(rel, f"SELECT customer_id, date, amount FROM {SOURCE} WHERE {cond} LIMIT 3").fetchall()
-            problems.append(msg.format(k=n[key], ex=f" (e.g. customer_id, date, amount = {rows})"))
+            rows = src.rows(f"SELECT customer_id, date, amount FROM {table} WHERE {cond} LIMIT 3")
+            problems.append(msg.format(k=n[key], ex=f" (e.g. customer_id, date, amount = {[tuple(r) for r in rows]})"))
     if problems:
         raise ClvlabInputError(problems, what="transactions")
     return {"n_rows": int(n["n_rows"]), "after_end": int(n["after_end"])}
-
-
-def to_frame(rel: duckdb.DuckDBPyRelation, date_cols: Sequence[str] = ()) -> pd.DataFrame:
-    """Fetch a result as pandas with dates as datetime64[ns] and a fresh RangeIndex."""
-    df = rel.df()
-    for col in date_cols:
-        df[col] = pd.to_datetime(df[col]).astype("datetime64[ns]")
-    return df.reset_index(drop=True)

@@ -25,7 +25,8 @@ import pandas as pd
 
 from clvlab.choices import BEHAVIOUR_FEATURE_NAMES
 from clvlab.errors import ClvlabInputError
-from clvlab.features._sql import SOURCE, Transactions, as_relation, check_source, query, sql_date, to_frame
+from clvlab.features._sql import Transactions, check_source, open_source, sql_date
+from clvlab.features.cohorts import days_cte, firsts_cte
 
 __all__ = ["BEHAVIOUR_FEATURES", "DEFAULT_FEATURES", "EARLY_DAYS", "behaviour_matrix", "early_behaviour"]
 
@@ -42,12 +43,13 @@ DEFAULT_FEATURES: tuple[str, ...] = BEHAVIOUR_FEATURE_NAMES
 EARLY_DAYS = 90
 
 
-def early_behaviour(transactions: Transactions, calibration_end: Any, *, early_days: int = EARLY_DAYS) -> pd.DataFrame:
+def early_behaviour(transactions: Transactions, calibration_end: Any, *, early_days: int = EARLY_DAYS,
+                    engine: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Early behaviour and calibration revenue of every customer seen by ``calibration_end``.
 
     Parameters
     ----------
-    transactions : DataFrame, path or duckdb relation
+    transactions : DataFrame, path, duckdb relation or pyspark DataFrame
         The validated transaction log (customer_id, date, amount).
     calibration_end : date
         Last day of the calibration period; later transactions are not read.
@@ -65,25 +67,20 @@ def early_behaviour(transactions: Transactions, calibration_end: Any, *, early_d
     if isinstance(early_days, bool) or not isinstance(early_days, (int, np.integer)) or early_days < 1:
         raise ClvlabInputError([f"early_days={early_days!r}: expected a whole number of days >= 1"], what="argument")
     end = sql_date(calibration_end, "calibration_end")
-    rel = as_relation(transactions)
-    check_source(rel, observation_end=end)
+    src = open_source(transactions, engine)
+    check_source(src, observation_end=end)
+    d = src.dialect
     sql = f"""
-        WITH days AS (
-            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount
-            FROM {SOURCE} WHERE CAST(date AS DATE) <= {end} GROUP BY ALL
-        ),
-        firsts AS (
-            SELECT customer_id, min(day) AS first_day, arg_min(amount, day) AS first_amount
-            FROM days GROUP BY customer_id
-        )
-        SELECT CAST(d.customer_id AS VARCHAR) AS customer_id, any_value(f.first_amount) AS first_amount,
-               count(*) FILTER (WHERE d.day > f.first_day AND d.day <= f.first_day + {int(early_days)})
+        WITH {days_cte(src, f"WHERE CAST(date AS DATE) <= {end}")},
+        {firsts_cte(src)}
+        SELECT customer_id, min(f.first_amount) AS first_amount,
+               count(*) FILTER (WHERE days.day > f.first_day AND days.day <= {d.add_days('f.first_day', early_days)})
                    AS early_purchases,
-               least({int(early_days)}, date_diff('day', any_value(f.first_day), {end})) AS early_window_days,
-               sum(d.amount ORDER BY d.day) AS revenue
-        FROM days d JOIN firsts f USING (customer_id)
-        GROUP BY d.customer_id ORDER BY customer_id"""
-    out = to_frame(query(rel, sql))
+               least(CAST({int(early_days)} AS BIGINT), {d.days_between('min(f.first_day)', end)}) AS early_window_days,
+               {d.ordered_sum('days.amount', 'days.day')} AS revenue
+        FROM days JOIN firsts f USING (customer_id)
+        GROUP BY customer_id ORDER BY customer_id"""
+    out = src.frame(sql)
     out["early_purchases"] = out["early_purchases"].astype("int64")
     out["early_window_days"] = out["early_window_days"].astype("int64")
     return out

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from clvlab.features._sql import SOURCE, Transactions, as_relation, check_source, ident, query, sql_date, to_frame
+from clvlab.features._sql import Source, Transactions, check_source, open_source, sql_date
 from clvlab.features.periods import cohort_label_sql, period_start_sql
 
 __all__ = ["Cohorts", "cohorts", "interpurchase_times"]
@@ -36,36 +36,55 @@ def _where_end(observation_end: Any) -> tuple[str, str | None]:
     return f"WHERE CAST(date AS DATE) <= {end}", end
 
 
+def days_cte(src: Source, where: str, segment_cols: Sequence[str] = ()) -> str:
+    """CTE ``days``: one row per purchase (customer_id as STRING, day) with its spend summed in a
+    fixed order and the smallest same-day value of each segment column as ``s0, s1, ...``."""
+    d = src.dialect
+    segs = "".join(f", min({d.ident(c)}) AS s{i}" for i, c in enumerate(segment_cols))
+    return f"""days AS (
+            SELECT CAST(customer_id AS STRING) AS customer_id, CAST(date AS DATE) AS day,
+                   {d.ordered_sum('CAST(amount AS DOUBLE)', 'CAST(amount AS DOUBLE)')} AS amount{segs}
+            FROM {src.table} {where} GROUP BY CAST(customer_id AS STRING), CAST(date AS DATE)
+        )"""
+
+
+def firsts_cte(src: Source, segment_cols: Sequence[str] = ()) -> str:
+    """CTE ``firsts`` over ``days``: each customer's first purchase day, its spend and segments."""
+    d = src.dialect
+    segs = "".join(f", {d.arg_min(f's{i}', 'day')} AS {d.ident(c)}" for i, c in enumerate(segment_cols))
+    return f"""firsts AS (
+            SELECT customer_id, min(day) AS first_day, {d.arg_min('amount', 'day')} AS first_amount{segs}
+            FROM days GROUP BY customer_id
+        )"""
+
+
 def cohorts(
     transactions: Transactions,
     freq: str = "M",
     *,
     segment_cols: Sequence[str] = (),
     observation_end: Any = None,
+    engine: str | None = None,
 ) -> Cohorts:
-    """Acquisition cohort of every customer and the cohort sizes (optionally by segment)."""
+    """Acquisition cohort of every customer and the cohort sizes (optionally by segment).
+
+    ``engine``: "duckdb" (default) or "spark" (:func:`clvlab.features._sql.open_source`).
+    """
     where, end = _where_end(observation_end)
-    label = cohort_label_sql("first_day", freq)
+    src = open_source(transactions, engine)
+    d = src.dialect
+    label = cohort_label_sql("first_day", freq, d)
     start = period_start_sql("first_day", freq)
-    rel = as_relation(transactions)
     segment_cols = tuple(segment_cols)
-    check_source(rel, segment_cols, observation_end=end)
-    segs = "".join(f", arg_min_null(s{i}, day) AS {ident(c)}" for i, c in enumerate(segment_cols))
-    day_segs = "".join(f", min({ident(c)}) AS s{i}" for i, c in enumerate(segment_cols))
+    check_source(src, segment_cols, observation_end=end)
     customers_sql = f"""
-        WITH days AS (
-            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{day_segs}
-            FROM {SOURCE} {where} GROUP BY ALL
-        ),
-        firsts AS (
-            SELECT customer_id, min(day) AS first_day, arg_min(amount, day) AS first_amount{segs}
-            FROM days GROUP BY customer_id
-        )
-        SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(first_day AS TIMESTAMP) AS first_purchase,
-               {label} AS cohort, CAST({start} AS TIMESTAMP) AS cohort_start,
-               first_amount{''.join(', ' + ident(c) for c in segment_cols)}
+        WITH {days_cte(src, where, segment_cols)},
+        {firsts_cte(src, segment_cols)}
+        SELECT CAST(customer_id AS STRING) AS customer_id, first_day AS first_purchase,
+               {label} AS cohort, {start} AS cohort_start,
+               first_amount{''.join(', ' + d.ident(c) for c in segment_cols)}
         FROM firsts ORDER BY customer_id"""
-    customers = to_frame(query(rel, customers_sql), date_cols=("first_purchase", "cohort_start"))
+    customers = src.frame(customers_sql, date_cols=("first_purchase", "cohort_start"))
     keys = ["cohort", "cohort_start", *segment_cols]
     sizes = (
         customers.groupby(keys, sort=True, dropna=False)
@@ -77,26 +96,27 @@ def cohorts(
     return Cohorts(customers=customers, sizes=sizes)
 
 
-def interpurchase_times(transactions: Transactions, *, observation_end: Any = None) -> pd.DataFrame:
+def interpurchase_times(transactions: Transactions, *, observation_end: Any = None,
+                       engine: str | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per repeat purchase: customer_id, purchase_number (1 = first repeat),
     previous_date, date and gap_days (days since the previous purchase day, >= 1).
-    Customers without a repeat purchase contribute no rows."""
+    Customers without a repeat purchase contribute no rows. ``engine``: as :func:`cohorts`."""
     where, end = _where_end(observation_end)
-    rel = as_relation(transactions)
-    check_source(rel, observation_end=end)
+    src = open_source(transactions, engine)
+    check_source(src, observation_end=end)
     sql = f"""
         WITH days AS (
-            SELECT DISTINCT customer_id, CAST(date AS DATE) AS day FROM {SOURCE} {where}
+            SELECT DISTINCT customer_id, CAST(date AS DATE) AS day FROM {src.table} {where}
         ),
         lagged AS (
             SELECT customer_id, day,
                    lag(day) OVER w AS previous_day,
-                   row_number() OVER w - 1 AS purchase_number
+                   CAST(row_number() OVER w - 1 AS BIGINT) AS purchase_number
             FROM days WINDOW w AS (PARTITION BY customer_id ORDER BY day)
         )
-        SELECT CAST(customer_id AS VARCHAR) AS customer_id, purchase_number,
-               CAST(previous_day AS TIMESTAMP) AS previous_date, CAST(day AS TIMESTAMP) AS date,
-               date_diff('day', previous_day, day) AS gap_days
+        SELECT CAST(customer_id AS STRING) AS customer_id, purchase_number,
+               previous_day AS previous_date, day AS date,
+               {src.dialect.days_between('previous_day', 'day')} AS gap_days
         FROM lagged WHERE previous_day IS NOT NULL
         ORDER BY customer_id, purchase_number"""
-    return to_frame(query(rel, sql), date_cols=("previous_date", "date"))
+    return src.frame(sql, date_cols=("previous_date", "date"))

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
-from clvlab.features._sql import SOURCE, Transactions, as_relation, check_source, ident, query, sql_date, to_frame
+from clvlab.features._sql import Source, Transactions, check_source, open_source, sql_date
+from clvlab.features.cohorts import days_cte
 from clvlab.features.periods import cohort_label_sql, period_start_sql
 
 __all__ = ["RETENTION_DAYS", "STAGES", "TOP_SHARES", "channel_kpis", "retention_matrix", "stage_migration",
@@ -44,25 +45,20 @@ TOP_SHARES = (0.1, 0.2, 0.3)
 _MONTHS = {"M": 1, "Q": 3, "Y": 12}
 
 
-def _days_sql(end: str, segment: str | None) -> str:
-    seg = f", min({ident(segment)}) AS seg" if segment else ", 'all' AS seg"
-    return f"""
-        days AS (
-            SELECT customer_id, CAST(date AS DATE) AS day, sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{seg}
-            FROM {SOURCE} WHERE CAST(date AS DATE) <= {end} GROUP BY customer_id, CAST(date AS DATE)
-        ),
-        firsts AS (
-            SELECT customer_id, min(day) AS first_day, arg_min(seg, day) AS seg FROM days GROUP BY customer_id
-        )"""
+def _days_sql(src: Source, end: str, segment: str | None) -> str:
+    """CTEs ``days`` (cohorts.days_cte) and ``firsts``: first purchase day and its segment ``seg``."""
+    seg = src.dialect.arg_min("s0", "day") if segment else "'all'"
+    return f"""{days_cte(src, f"WHERE CAST(date AS DATE) <= {end}", [segment] if segment else [])},
+        firsts AS (SELECT customer_id, min(day) AS first_day, {seg} AS seg FROM days GROUP BY customer_id)"""
 
 
 def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: str | None = "channel",
-                 retention_days: Sequence[int] = RETENTION_DAYS) -> pd.DataFrame:  # fmt: skip
+                 retention_days: Sequence[int] = RETENTION_DAYS, engine: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Per-segment KPIs of the customers acquired up to ``observation_end`` (module docstring).
 
     Parameters
     ----------
-    transactions : DataFrame, path or relation
+    transactions : DataFrame, path, duckdb relation or pyspark DataFrame
         Transaction log with ``customer_id``, ``date``, ``amount`` and the ``segment`` column.
     observation_end : date-like
         Last day counted.
@@ -70,6 +66,8 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
         Segment column (its value on the customer's first purchase day); None: one row for all.
     retention_days : sequence of int
         Windows d of the ``retention_<d>d`` columns.
+    engine : {"duckdb", "spark"}, optional
+        The engine of the per-customer query (:func:`clvlab.features._sql.open_source`).
 
     Returns
     -------
@@ -82,24 +80,28 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
     if bad:
         raise ClvlabInputError(f"retention_days {bad}: expected whole numbers of days > 0", what="argument")
     end = sql_date(observation_end, "observation_end")
-    rel = as_relation(transactions)
-    check_source(rel, [segment] if segment else [], observation_end=end)
-    windows = "".join(
-        f""", count(*) FILTER (WHERE f.first_day <= {end} - INTERVAL {int(d)} DAY) AS eligible_{int(d)}d,
-              count(*) FILTER (WHERE f.first_day <= {end} - INTERVAL {int(d)} DAY
-                               AND r.second_day <= f.first_day + INTERVAL {int(d)} DAY) AS retained_{int(d)}d"""
-        for d in retention_days)  # fmt: skip
+    src = open_source(transactions, engine)
+    check_source(src, [segment] if segment else [], observation_end=end)
+    d = src.dialect
     sql = f"""
-        WITH {_days_sql(end, segment)},
-        per AS (
-            SELECT d.customer_id, sum(d.amount) AS revenue, count(*) AS orders,
-                   min(d.day) FILTER (WHERE d.day > f.first_day) AS second_day
-            FROM days d JOIN firsts f USING (customer_id) GROUP BY d.customer_id
-        )
-        SELECT CAST(f.seg AS VARCHAR) AS seg, count(*) AS customers, sum(r.revenue) AS revenue,
-               sum(r.orders) AS orders, count(*) FILTER (WHERE r.orders >= 2) AS repeaters{windows}
-        FROM firsts f JOIN per r USING (customer_id) GROUP BY f.seg ORDER BY f.seg"""
-    out = to_frame(query(rel, sql))
+        WITH {_days_sql(src, end, segment)}
+        SELECT customer_id, CAST(min(f.seg) AS STRING) AS seg, min(f.first_day) AS first_day,
+               {d.ordered_sum('days.amount', 'days.day')} AS revenue, count(*) AS orders,
+               min(days.day) FILTER (WHERE days.day > f.first_day) AS second_day
+        FROM days JOIN firsts f USING (customer_id) GROUP BY customer_id ORDER BY customer_id"""
+    per = src.frame(sql, date_cols=("first_day", "second_day"))
+    # per segment in pandas, from the customers in id order: the same float sums on every engine
+    end_ts = pd.Timestamp(observation_end)
+    per["repeaters"] = per["orders"] >= 2
+    for w in retention_days:
+        per[f"eligible_{int(w)}d"] = per["first_day"] <= end_ts - pd.Timedelta(days=int(w))
+        per[f"retained_{int(w)}d"] = per[f"eligible_{int(w)}d"] & (
+            per["second_day"] <= per["first_day"] + pd.Timedelta(days=int(w)))
+    counts = ["repeaters", *(f"{k}_{int(w)}d" for w in retention_days for k in ("eligible", "retained"))]
+    out = (per.groupby("seg", sort=True, dropna=False)
+           .agg(customers=("customer_id", "size"), revenue=("revenue", "sum"), orders=("orders", "sum"),
+                **{c: (c, "sum") for c in counts})
+           .reset_index())  # fmt: skip
     out["aov"] = out["revenue"] / out["orders"]
     out["orders_per_customer"] = out["orders"] / out["customers"]
     out["repeat_rate"] = out["repeaters"] / out["customers"]
@@ -113,12 +115,12 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
 
 
 def retention_matrix(transactions: Transactions, observation_end: Any, *, cohort_freq: str = "M",
-                     period: str = "M") -> pd.DataFrame:  # fmt: skip
+                     period: str = "M", engine: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Share of each acquisition cohort's customers buying in period k after acquisition.
 
     Parameters
     ----------
-    transactions : DataFrame, path or relation
+    transactions : DataFrame, path, duckdb relation or pyspark DataFrame
     observation_end : date-like
         Last day counted; periods ending after it are NaN.
     cohort_freq : {"M", "Q", "Y"}
@@ -126,6 +128,8 @@ def retention_matrix(transactions: Transactions, observation_end: Any, *, cohort
     period : {"M", "Q", "Y"}
         Unit of the periods after acquisition (calendar periods since the cohort's start; period 0
         holds the cohort's start).
+    engine : {"duckdb", "spark"}, optional
+        The engine of the queries (:func:`clvlab.features._sql.open_source`).
 
     Returns
     -------
@@ -138,27 +142,31 @@ def retention_matrix(transactions: Transactions, observation_end: Any, *, cohort
     if problems:
         raise ClvlabInputError(problems, what="argument")
     end = sql_date(observation_end, "observation_end")
-    rel = as_relation(transactions)
-    check_source(rel, observation_end=end)
-    m = _MONTHS[period]
+    src = open_source(transactions, engine)
+    check_source(src, observation_end=end)
+    d = src.dialect
+
+    def periods_after(first: str, day: str) -> str:  # whole `period`s from the cohort's start (exact)
+        months = d.months_between(period_start_sql(period_start_sql(first, cohort_freq), period),
+                                  period_start_sql(day, period))  # fmt: skip
+        return f"CAST(floor({months} / {_MONTHS[period]}) AS BIGINT)"
+
     sql = f"""
-        WITH {_days_sql(end, None)},
+        WITH {_days_sql(src, end, None)},
         tagged AS (
-            SELECT d.customer_id, d.day, f.first_day, {cohort_label_sql("f.first_day", cohort_freq)} AS cohort,
-                   CAST(date_diff('month', {period_start_sql(period_start_sql("f.first_day", cohort_freq), period)},
-                                  {period_start_sql("d.day", period)}) / {m} AS INTEGER) AS k
-            FROM days d JOIN firsts f USING (customer_id)
+            SELECT customer_id, days.day, f.first_day, {cohort_label_sql("f.first_day", cohort_freq, d)} AS cohort,
+                   {periods_after("f.first_day", "days.day")} AS k
+            FROM days JOIN firsts f USING (customer_id)
         )
         SELECT cohort, k, count(DISTINCT customer_id) FILTER (WHERE day > first_day) AS active
         FROM tagged GROUP BY cohort, k ORDER BY cohort, k"""
-    active = to_frame(query(rel, sql))
+    active = src.frame(sql)
     sizes_sql = f"""
-        WITH {_days_sql(end, None)}
-        SELECT {cohort_label_sql("first_day", cohort_freq)} AS cohort, count(*) AS customers,
-               max(date_diff('month', {period_start_sql(period_start_sql("first_day", cohort_freq), period)},
-                             {period_start_sql(end, period)}) // {m}) AS last_k
-        FROM firsts GROUP BY cohort ORDER BY cohort"""
-    sizes = to_frame(query(rel, sizes_sql)).set_index("cohort")
+        WITH {_days_sql(src, end, None)}
+        SELECT {cohort_label_sql("first_day", cohort_freq, d)} AS cohort, count(*) AS customers,
+               max({periods_after("first_day", end)}) AS last_k
+        FROM firsts GROUP BY {cohort_label_sql("first_day", cohort_freq, d)} ORDER BY cohort"""
+    sizes = src.frame(sizes_sql).set_index("cohort")
     # the last period of a cohort is complete only if it ends on or before observation_end
     end_ts = pd.Timestamp(observation_end)
     complete_last = (end_ts + pd.offsets.Day(1)) == (end_ts + pd.offsets.Day(1)).to_period(period).start_time
@@ -220,16 +228,18 @@ def value_concentration(values: pd.Series | np.ndarray, shares: Sequence[float] 
 
 
 def stage_migration(transactions: Transactions, snapshot_from: Any, snapshot_to: Any, *, new_days: int = 60,
-                    active_days: int = 90, lapsed_days: int = 180) -> pd.DataFrame:  # fmt: skip
+                    active_days: int = 90, lapsed_days: int = 180, engine: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Transition counts between customers' recency stages at two snapshots (module docstring).
 
     Parameters
     ----------
-    transactions : DataFrame, path or relation
+    transactions : DataFrame, path, duckdb relation or pyspark DataFrame
     snapshot_from, snapshot_to : date-like
         The two snapshot days (purchases on a snapshot day count for it); ``snapshot_from`` first.
     new_days, active_days, lapsed_days : int
         Stage boundaries in days (``active_days`` < ``lapsed_days``).
+    engine : {"duckdb", "spark"}, optional
+        The engine of the query (:func:`clvlab.features._sql.open_source`).
 
     Returns
     -------
@@ -246,22 +256,24 @@ def stage_migration(transactions: Transactions, snapshot_from: Any, snapshot_to:
         problems.append(f"snapshot_from {snapshot_from} must be before snapshot_to {snapshot_to}")
     if problems:
         raise ClvlabInputError(problems, what="argument")
-    rel = as_relation(transactions)
-    check_source(rel, observation_end=b)
+    src = open_source(transactions, engine)
+    check_source(src, observation_end=b)
+    days_between = src.dialect.days_between
 
     def stage(snap: str) -> str:
         return f"""(SELECT customer_id, CASE
-                       WHEN date_diff('day', min(day), {snap}) < {new_days} THEN 'new'
-                       WHEN date_diff('day', max(day), {snap}) < {active_days} THEN 'active'
-                       WHEN date_diff('day', max(day), {snap}) < {lapsed_days} THEN 'at risk'
+                       WHEN {days_between('min(day)', snap)} < {int(new_days)} THEN 'new'
+                       WHEN {days_between('max(day)', snap)} < {int(active_days)} THEN 'active'
+                       WHEN {days_between('max(day)', snap)} < {int(lapsed_days)} THEN 'at risk'
                        ELSE 'lapsed' END AS stage
                    FROM days WHERE day <= {snap} GROUP BY customer_id)"""
 
     sql = f"""
-        WITH days AS (SELECT DISTINCT customer_id, CAST(date AS DATE) AS day FROM {SOURCE} WHERE CAST(date AS DATE) <= {b})
+        WITH days AS (SELECT DISTINCT CAST(customer_id AS STRING) AS customer_id, CAST(date AS DATE) AS day
+                      FROM {src.table} WHERE CAST(date AS DATE) <= {b})
         SELECT coalesce(f.stage, 'not acquired') AS stage_from, t.stage AS stage_to, count(*) AS customers
         FROM {stage(b)} t LEFT JOIN {stage(a)} f USING (customer_id) GROUP BY ALL"""
-    counts = to_frame(query(rel, sql))
+    counts = src.frame(sql)
     out = counts.pivot_table(index="stage_from", columns="stage_to", values="customers", aggfunc="sum", fill_value=0)
     out = out.reindex(index=["not acquired", *STAGES], columns=list(STAGES), fill_value=0).astype(int)
     out.index.name, out.columns.name = f"stage on {pd.Timestamp(snapshot_from).date()}", \

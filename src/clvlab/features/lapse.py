@@ -55,8 +55,9 @@ import pandas as pd
 
 from ..errors import ClvlabInputError
 from ..units import unit_days
-from ._sql import SOURCE, Transactions, as_relation, check_source, ident, query, sql_date, to_frame
-from .cohorts import interpurchase_times
+from ._sql import Source, Transactions, check_source, open_source, sql_date
+from .cohorts import days_cte, interpurchase_times
+from .dialect import DUCKDB, num
 from .periods import cohort_label_sql
 
 EARLY_COLUMNS: tuple[str, ...] = ("first_amount", "early_frequency", "early_recency", "early_monetary")
@@ -89,7 +90,7 @@ def _check_arguments(
     except ClvlabInputError as err:
         problems.extend(err.problems)
     try:
-        cohort_label_sql("d", cohort_freq)
+        cohort_label_sql("d", cohort_freq, DUCKDB)  # checks the freq
     except ClvlabInputError as err:
         problems.extend(err.problems)
     if not _is_positive(lapse_after):
@@ -109,39 +110,35 @@ def _check_arguments(
 
 
 def _customer_sql(
-    cutoff: str, lapse_days: float, early_days: float, segment_cols: Sequence[str], cohort_freq: str
+    src: Source, cutoff: str, lapse_days: float, early_days: float, segment_cols: Sequence[str], cohort_freq: str
 ) -> str:
     """Per customer: first/last day, first lapse start, early RFM, segment on the first day, cohort."""
-    day_segs = "".join(f", min({ident(c)}) AS s{i}" for i, c in enumerate(segment_cols))
+    d = src.dialect
     seg_out = "".join(
-        f", min(s{i}) FILTER (WHERE day = first_day) AS {ident(c)}"
+        f", min(s{i}) FILTER (WHERE day = first_day) AS {d.ident(c)}"
         f", count(*) FILTER (WHERE day = first_day AND s{i} IS NULL) AS _missing{i}"
         for i, c in enumerate(segment_cols)
     )
-    in_early = f"date_diff('day', first_day, day) <= {early_days!r}"
+    in_early = f"{d.days_between('first_day', 'day')} <= {num(early_days)}"
     return f"""
-        WITH days AS (
-            SELECT CAST(customer_id AS VARCHAR) AS customer_id, CAST(date AS DATE) AS day,
-                   sum(CAST(amount AS DOUBLE) ORDER BY amount) AS amount{day_segs}
-            FROM {SOURCE} WHERE CAST(date AS DATE) <= {cutoff} GROUP BY ALL
-        ),
+        WITH {days_cte(src, f"WHERE CAST(date AS DATE) <= {cutoff}", segment_cols)},
         seq AS (
             SELECT *, min(day) OVER (PARTITION BY customer_id) AS first_day,
                       lead(day) OVER (PARTITION BY customer_id ORDER BY day) AS next_day
             FROM days
         )
         SELECT customer_id,
-               CAST(min(first_day) AS TIMESTAMP) AS first_purchase,
-               CAST(max(day) AS TIMESTAMP) AS last_purchase,
+               min(first_day) AS first_purchase,
+               max(day) AS last_purchase,
                -- first purchase followed by a fully observed gap of more than L days
-               CAST(min(day) FILTER (WHERE coalesce(date_diff('day', day, next_day) > {lapse_days!r},
-                                                    date_diff('day', day, {cutoff}) >= {lapse_days!r}))
-                    AS TIMESTAMP) AS lapse_from,
+               min(day) FILTER (WHERE coalesce({d.days_between('day', 'next_day')} > {num(lapse_days)},
+                                               {d.days_between('day', cutoff)} >= {num(lapse_days)})) AS lapse_from,
                min(amount) FILTER (WHERE day = first_day) AS first_amount,
                CAST(count(*) FILTER (WHERE day > first_day AND {in_early}) AS DOUBLE) AS early_frequency,
-               CAST(max(day) FILTER (WHERE {in_early}) AS TIMESTAMP) AS last_early,
-               coalesce(avg(amount ORDER BY day) FILTER (WHERE day > first_day AND {in_early}), 0.0) AS early_monetary,
-               {cohort_label_sql("min(first_day)", cohort_freq)} AS cohort
+               max(day) FILTER (WHERE {in_early}) AS last_early,
+               coalesce({d.ordered_avg('amount', 'day', f'day > first_day AND {in_early}')},
+                        CAST(0 AS DOUBLE)) AS early_monetary,
+               {cohort_label_sql("min(first_day)", cohort_freq, d)} AS cohort
                {seg_out}
         FROM seq GROUP BY customer_id ORDER BY customer_id"""
 
@@ -156,6 +153,7 @@ def lapse_table(
     early_window: float | None = None,
     cohort_freq: str = "M",
     incomplete_early: Literal["drop", "keep"] = "drop",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One survival record per customer: time from first purchase to first lapse (see module doc).
 
@@ -168,6 +166,7 @@ def lapse_table(
     early_window : ``E`` in ``time_unit`` for the early covariates; default ``L / 2``; must be ``< L``.
     cohort_freq : calendar period of ``cohort`` (D, W, M, Q, Y; labels as :func:`cohorts`).
     incomplete_early : what to do with customers with ``t_0 + E > cutoff`` ("drop" or "keep").
+    engine : "duckdb" (default) or "spark" (:func:`clvlab.features._sql.open_source`).
 
     Returns
     -------
@@ -181,15 +180,15 @@ def lapse_table(
     problems, cutoff_sql, early_window = _check_arguments(
         cutoff, lapse_after, early_window, time_unit, cohort_freq, incomplete_early
     )
-    rel = None
+    src = None
     try:
-        rel = as_relation(transactions)
+        src = open_source(transactions, engine)
     except ClvlabInputError as err:
         problems.extend(err.problems)
-    if rel is not None:
-        present = [c for c in segment_cols if c in rel.columns]
-        counts = ", ".join(["min(TRY_CAST(date AS DATE))", *(f"count({ident(c)})" for c in present)])
-        first_day, *n_present = query(rel, f"SELECT {counts} FROM {SOURCE}").fetchall()[0]
+    if src is not None:
+        present = [c for c in segment_cols if c in src.columns]
+        counts = ", ".join(["min(TRY_CAST(date AS DATE))", *(f"count({src.dialect.ident(c)})" for c in present)])
+        first_day, *n_present = src.rows(f"SELECT {counts} FROM {src.table}")[0]
         problems += [
             f"covariate column {c!r}: all values are NaN/missing; drop it from segment_cols"
             for c, k in zip(present, n_present)
@@ -201,7 +200,7 @@ def lapse_table(
                 "nothing is observed"
             )
         try:
-            check_source(rel, segment_cols)
+            check_source(src, segment_cols)
         except ClvlabInputError as err:
             problems.extend(err.problems)
     if problems:
@@ -210,8 +209,8 @@ def lapse_table(
     days = unit_days(time_unit)
     cutoff = pd.Timestamp(cutoff)
     L, E = float(lapse_after) * days, float(early_window) * days
-    out = to_frame(
-        query(rel, _customer_sql(cutoff_sql, L, E, segment_cols, cohort_freq)),
+    out = src.frame(
+        _customer_sql(src, cutoff_sql, L, E, segment_cols, cohort_freq),
         date_cols=("first_purchase", "last_purchase", "lapse_from", "last_early"),
     )
     missing = [
@@ -267,6 +266,7 @@ def suggest_lapse_threshold(
     time_unit: str = "W",
     *,
     cutoff: str | pd.Timestamp | None = None,
+    engine: str | None = None,
 ) -> LapseThreshold:
     """Default ``L``: the ``quantile`` of observed inter-purchase times, rounded up to a whole unit.
 
@@ -278,7 +278,7 @@ def suggest_lapse_threshold(
     if not (_is_positive(quantile) and quantile < 1):
         raise ClvlabInputError([f"quantile={quantile!r}: expected a number in (0, 1)"], what="argument")
     days = unit_days(time_unit)
-    gaps = interpurchase_times(transactions, observation_end=cutoff)
+    gaps = interpurchase_times(transactions, observation_end=cutoff, engine=engine)
     if len(gaps) == 0:
         raise ClvlabInputError(
             ["transactions: no customer has a repeat purchase, so no inter-purchase time to choose L from"],

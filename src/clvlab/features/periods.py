@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from clvlab.choices import COHORT_FREQS, TIME_UNITS
 from clvlab.errors import ClvlabInputError
+from clvlab.features.dialect import Dialect
 
 WHOLE_PERIOD_UNITS = TIME_UNITS
 _TRUNC = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
@@ -27,21 +28,18 @@ def period_start_sql(expr: str, freq: str) -> str:
     return f"CAST(date_trunc('{_TRUNC[freq]}', {expr}) AS DATE)"
 
 
-def period_diff_sql(start: str, end: str, freq: str) -> str:
+def period_diff_sql(start: str, end: str, freq: str, dialect: Dialect) -> str:
     """SQL DOUBLE: whole periods between two period starts (exact integers), as
     pandas ``(Period(end) - Period(start)).n``."""
     _check(freq, WHOLE_PERIOD_UNITS, "time_unit")
     if freq == "M":
-        return f"CAST(date_diff('month', {start}, {end}) AS DOUBLE)"
-    days = f"CAST(date_diff('day', {start}, {end}) AS DOUBLE)"
-    return days if freq == "D" else f"({days} / 7.0)"
+        return f"CAST({dialect.months_between(start, end)} AS DOUBLE)"
+    days = f"CAST({dialect.days_between(start, end)} AS DOUBLE)"
+    return days if freq == "D" else f"({days} / CAST(7 AS DOUBLE))"
 
 
-def cohort_label_sql(expr: str, freq: str) -> str:
-    """SQL VARCHAR label of the period holding ``expr``: ``1997-01-01`` (D), ``1997-W01``
+def cohort_label_sql(expr: str, freq: str, dialect: Dialect) -> str:
+    """SQL STRING label of the period holding ``expr``: ``1997-01-01`` (D), ``1997-W01``
     (ISO week, W), ``1997-01`` (M), ``1997-Q1`` (Q), ``1997`` (Y); labels sort in time order."""
     _check(freq, COHORT_FREQS, "cohort freq")
-    if freq == "Q":
-        return f"(strftime({expr}, '%Y') || '-Q' || CAST(quarter({expr}) AS VARCHAR))"
-    fmt = {"D": "%Y-%m-%d", "W": "%G-W%V", "M": "%Y-%m", "Y": "%Y"}[freq]
-    return f"strftime({expr}, '{fmt}')"
+    return dialect.period_label(expr, freq)

@@ -46,17 +46,8 @@ from typing import Any
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
-from clvlab.features._sql import (
-    SOURCE,
-    Transactions,
-    as_relation,
-    check_source,
-    ident,
-    logger,
-    query,
-    sql_date,
-    to_frame,
-)
+from clvlab.features._sql import Source, Transactions, check_source, logger, open_source, sql_date
+from clvlab.features.dialect import Dialect, num
 from clvlab.features.periods import (
     WHOLE_PERIOD_UNITS,
     cohort_label_sql,
@@ -71,14 +62,15 @@ RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
 HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "duration_holdout")
 
 
-def _diff(start: str, end: str, time_unit: str, whole_periods: bool) -> str:
+def _diff(start: str, end: str, time_unit: str, whole_periods: bool, d: Dialect) -> str:
     """SQL DOUBLE: time from ``start`` to ``end`` in units (days / u, or whole periods)."""
     if whole_periods:
-        return period_diff_sql(start, end, time_unit)
-    return f"(CAST(date_diff('day', {start}, {end}) AS DOUBLE) / {unit_days(time_unit)!r})"
+        return period_diff_sql(start, end, time_unit, d)
+    return f"(CAST({d.days_between(start, end)} AS DOUBLE) / {num(unit_days(time_unit))})"
 
 
 def _summary_sql(
+    src: Source,
     cal_end: str,
     obs_end: str,
     time_unit: str,
@@ -88,15 +80,16 @@ def _summary_sql(
     holdout: bool,
     cohort_freq: str,
 ) -> str:
+    d = src.dialect
     segs = [f"s{i}" for i in range(len(segment_cols))]
-    raw_segs = "".join(f", {ident(c)} AS {s}" for c, s in zip(segment_cols, segs))
+    raw_segs = "".join(f", {d.ident(c)} AS {s}" for c, s in zip(segment_cols, segs))
     day_segs = "".join(f", min({s}) AS {s}" for s in segs)  # same-day rows: deterministic pick
-    first_segs = "".join(f", arg_min_null({s}, day) AS {s}" for s in segs)  # value at first purchase day
+    first_segs = "".join(f", {d.arg_min(s, 'day')} AS {s}" for s in segs)  # value at first purchase day
     if whole_periods:
         purchases = f"""
         SELECT cid, {period_start_sql('day', time_unit)} AS p, day > {cal_end} AS hold,
-               min(day) AS day, sum(amount ORDER BY day) AS amount{first_segs}
-        FROM days GROUP BY ALL"""
+               min(day) AS day, {d.ordered_sum('amount', 'day')} AS amount{first_segs}
+        FROM days GROUP BY cid, {period_start_sql('day', time_unit)}, day > {cal_end}"""
         end_p = period_start_sql(cal_end, time_unit)
         obs_p = period_start_sql(obs_end, time_unit)
     else:
@@ -106,19 +99,19 @@ def _summary_sql(
     hold_cols = (
         f""",
            CAST(coalesce(n_hold, 0) AS DOUBLE) AS frequency_holdout,
-           coalesce(m_hold, 0.0) AS monetary_value_holdout,
-           {_diff(end_p, obs_p, time_unit, whole_periods)} AS duration_holdout"""
+           coalesce(m_hold, CAST(0 AS DOUBLE)) AS monetary_value_holdout,
+           {_diff(end_p, obs_p, time_unit, whole_periods, d)} AS duration_holdout"""
         if holdout
         else ""
     )
-    out_segs = "".join(f", {s} AS {ident(c)}" for c, s in zip(segment_cols, segs))
+    out_segs = "".join(f", {s} AS {d.ident(c)}" for c, s in zip(segment_cols, segs))
     return f"""
     WITH raw AS (
         SELECT customer_id AS cid, CAST(date AS DATE) AS day, CAST(amount AS DOUBLE) AS amount{raw_segs}
-        FROM {SOURCE} WHERE CAST(date AS DATE) <= {obs_end}
+        FROM {src.table} WHERE CAST(date AS DATE) <= {obs_end}
     ),
     days AS (
-        SELECT cid, day, sum(amount ORDER BY amount) AS amount{day_segs} FROM raw GROUP BY cid, day
+        SELECT cid, day, {d.ordered_sum('amount', 'amount')} AS amount{day_segs} FROM raw GROUP BY cid, day
     ),
     purchases AS ({purchases}),
     cust AS (
@@ -127,18 +120,18 @@ def _summary_sql(
     ),
     rep AS (
         SELECT cid,
-               avg(amount ORDER BY day) FILTER (WHERE NOT hold AND p > first_p) AS m_cal,
+               {d.ordered_avg('amount', 'day', 'NOT hold AND p > first_p')} AS m_cal,
                count(*) FILTER (WHERE hold) AS n_hold,
-               avg(amount ORDER BY day) FILTER (WHERE hold) AS m_hold
+               {d.ordered_avg('amount', 'day', 'hold')} AS m_hold
         FROM purchases JOIN cust USING (cid) GROUP BY cid
     )
-    SELECT CAST(cid AS VARCHAR) AS customer_id,
+    SELECT CAST(cid AS STRING) AS customer_id,
            CAST(n - 1 AS DOUBLE) AS frequency,
-           {_diff('first_p', 'last_p', time_unit, whole_periods)} AS recency,
-           {_diff('first_p', end_p, time_unit, whole_periods)} AS "T",
-           coalesce(m_cal, 0.0) AS monetary_value{hold_cols}{out_segs},
-           CAST(first_day AS TIMESTAMP) AS first_purchase,
-           {cohort_label_sql('first_day', cohort_freq)} AS cohort
+           {_diff('first_p', 'last_p', time_unit, whole_periods, d)} AS recency,
+           {_diff('first_p', end_p, time_unit, whole_periods, d)} AS {d.ident("T")},
+           coalesce(m_cal, CAST(0 AS DOUBLE)) AS monetary_value{hold_cols}{out_segs},
+           first_day AS first_purchase,
+           {cohort_label_sql('first_day', cohort_freq, d)} AS cohort
     FROM cust JOIN rep USING (cid)
     ORDER BY customer_id
     """
@@ -165,6 +158,7 @@ def _run(
     calibration_start: Any,
     holdout: bool,
     cohort_freq: str,
+    engine: str | None,
 ) -> pd.DataFrame:
     problems = _check_args(time_unit, whole_periods, segment_cols)
     cal_end = sql_date(calibration_end, "calibration_end" if holdout else "observation_end")
@@ -177,36 +171,34 @@ def _run(
     if problems:
         raise ClvlabInputError(problems, what="argument")
     segment_cols = tuple(segment_cols)
-    rel = as_relation(transactions)
-    counts = check_source(rel, segment_cols, observation_end=obs_end)
+    src = open_source(transactions, engine)
+    counts = check_source(src, segment_cols, observation_end=obs_end)
+    table = src.table
 
     excluded = {"transactions_after_observation_end": counts["after_end"]}
     if counts["after_end"]:
-        (excluded["customers_after_observation_end"],) = query(
-            rel,
-            f"SELECT count(*) FROM (SELECT customer_id FROM {SOURCE} GROUP BY customer_id "
+        (excluded["customers_after_observation_end"],) = src.rows(
+            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
             f"HAVING min(CAST(date AS DATE)) > {obs_end})",
-        ).fetchall()[0]
+        )[0]
     if holdout:
-        (excluded["customers_first_purchase_in_holdout"],) = query(
-            rel,
-            f"SELECT count(*) FROM (SELECT customer_id FROM {SOURCE} GROUP BY customer_id "
+        (excluded["customers_first_purchase_in_holdout"],) = src.rows(
+            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
             f"HAVING min(CAST(date AS DATE)) > {cal_end} AND min(CAST(date AS DATE)) <= {obs_end})",
-        ).fetchall()[0]
+        )[0]
     if start is not None:
-        (excluded["customers_before_calibration_start"],) = query(
-            rel,
-            f"SELECT count(*) FROM (SELECT customer_id FROM {SOURCE} GROUP BY customer_id "
+        (excluded["customers_before_calibration_start"],) = src.rows(
+            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
             f"HAVING min(CAST(date AS DATE)) < {start} AND min(CAST(date AS DATE)) <= {cal_end})",
-        ).fetchall()[0]
+        )[0]
     excluded = {k: int(v) for k, v in excluded.items()}
     if any(excluded.values()):
         logger.warning("features: excluded %s", ", ".join(f"{k}={v}" for k, v in excluded.items() if v))
 
     sql = _summary_sql(
-        cal_end, obs_end, time_unit, segment_cols, whole_periods, start, holdout, cohort_freq
+        src, cal_end, obs_end, time_unit, segment_cols, whole_periods, start, holdout, cohort_freq
     )
-    df = to_frame(query(rel, sql), date_cols=("first_purchase",))
+    df = src.frame(sql, date_cols=("first_purchase",))
     df.attrs.update(
         time_unit=time_unit,
         whole_periods=whole_periods,
@@ -226,6 +218,7 @@ def rfm_summary(
     whole_periods: bool = False,
     calibration_start: Any = None,
     cohort_freq: str = "M",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One RFM row per customer from purchases up to ``observation_end`` (inclusive).
 
@@ -249,6 +242,7 @@ def rfm_summary(
         calibration_start=calibration_start,
         holdout=False,
         cohort_freq=cohort_freq,
+        engine=engine,
     )
 
 
@@ -262,6 +256,7 @@ def calibration_holdout(
     whole_periods: bool = False,
     calibration_start: Any = None,
     cohort_freq: str = "M",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Calibration RFM (as :func:`rfm_summary` at ``calibration_end``) for customers whose
     first purchase is on or before ``calibration_end``, plus frequency_holdout,
@@ -281,4 +276,5 @@ def calibration_holdout(
         calibration_start=calibration_start,
         holdout=True,
         cohort_freq=cohort_freq,
+        engine=engine,
     )

@@ -1,0 +1,165 @@
+"""Apache Spark engine of the feature step (``engine="spark"``).
+
+The feature queries are the DuckDB ones (:mod:`clvlab.features.dialect` spells the few forms
+the dialects disagree on), run with ``spark.sql`` on a temporary view of the log. The log
+stays where Spark holds it (a lake's Parquet part files, a table of the session); only the
+per-customer result of each query (``toPandas``, through Arrow) and a few counts come back to
+the driver, which fits the models.
+
+Point it at a cluster with ``spark.master`` (run config ``features.spark.master``, e.g.
+``spark://host:7077``, ``yarn``, ``k8s://...``), or start the driver with ``spark-submit`` /
+``pyspark`` and the active session is used as it is. Timestamps become days with
+``CAST(date AS DATE)`` in the session time zone (sessions made here use UTC).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import uuid
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from clvlab.errors import ClvlabInputError
+from clvlab.features._sql import Source, _is_spark_frame, parquet_files
+from clvlab.features.dialect import SPARK
+
+__all__ = ["SparkSource", "spark_session", "spark_unavailable"]
+
+SESSION_DEFAULTS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+"""Settings of the sessions :func:`spark_session` makes (a ``conf`` entry overrides one)."""
+
+
+def spark_unavailable() -> str | None:
+    """Why Spark cannot run here (no pyspark, no Java), or None when it can."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (install clvlab with the 'spark' extra: pip install 'clvlab[spark]')"
+    java_home = os.environ.get("JAVA_HOME")
+    if not (shutil.which("java") or (java_home and (Path(java_home) / "bin" / "java").exists())):
+        return "no Java runtime on PATH or in JAVA_HOME: Spark needs Java 17+ (e.g. apt-get install openjdk-17-jre-headless)"
+    return None
+
+
+def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = None, *, app_name: str = "clvlab") -> Any:
+    """The SparkSession the feature step runs on.
+
+    Parameters
+    ----------
+    master : str, optional
+        ``spark.master``: ``local[2]``, ``spark://host:7077``, ``yarn``, ... None: the active
+        session if there is one (e.g. under ``spark-submit``), else Spark's default (``local[*]``).
+    conf : mapping, optional
+        Further Spark settings (``spark.executor.memory``, ...), applied over :data:`SESSION_DEFAULTS`.
+    app_name : str
+        The application name shown by the cluster manager.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+    """
+    if (reason := spark_unavailable()) is not None:
+        raise ClvlabInputError([f"engine='spark': {reason}"], what="Spark engine")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None and not conf:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in {**SESSION_DEFAULTS, **dict(conf or {})}.items():
+        builder = builder.config(key, str(value))
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _drop_view(session: Any, name: str) -> None:
+    try:
+        session.catalog.dropTempView(name)
+    except Exception:  # the JVM may be gone at interpreter exit; a temp view dies with it anyway
+        pass
+
+
+class SparkSource(Source):
+    """A Spark DataFrame of the log, registered as a temporary view of its session.
+
+    Parameters
+    ----------
+    frame : pyspark.sql.DataFrame
+        The transaction log (``customer_id``, ``date``, ``amount`` [, segment columns]).
+    """
+
+    engine = "spark"
+    dialect = SPARK
+
+    def __init__(self, frame: Any):
+        self.spark_frame = frame
+        self.session = frame.sparkSession
+        self.table = f"clvlab_tx_{uuid.uuid4().hex[:12]}"  # a view per source: queries never collide
+        frame.createOrReplaceTempView(self.table)
+        weakref.finalize(self, _drop_view, self.session, self.table)
+
+    @classmethod
+    def open(cls, transactions: Any) -> SparkSource:
+        """A pyspark DataFrame as it is; a pandas table or a Parquet path read on :func:`spark_session`."""
+        if _is_spark_frame(transactions):
+            return cls(transactions)
+        if isinstance(transactions, pd.DataFrame):
+            pdf = transactions.copy()
+            for col in pdf.columns:  # Arrow maps categories to dictionaries Spark cannot read back
+                if isinstance(pdf[col].dtype, pd.CategoricalDtype):
+                    pdf[col] = pdf[col].astype(object).where(pdf[col].notna(), None)
+            return cls(spark_session().createDataFrame(pdf))
+        if isinstance(transactions, (str, os.PathLike)):
+            path = str(transactions)
+            remote = "://" in path  # s3a://, abfss://, hdfs://, ...: Spark's file systems, not checked here
+            pattern = path if remote else parquet_files(path)
+            if pattern is None:
+                raise ClvlabInputError(
+                    [f"{path}: engine='spark' reads Parquet (a file, a folder of part files or a glob); read other "
+                     "formats with spark.read and pass the DataFrame"],
+                    what="transactions",
+                )
+            if not remote and not any(c in path for c in "*?[") and not Path(path).exists():
+                raise ClvlabInputError([f"no such Parquet file or folder: {path}"], what="transactions")
+            try:
+                frame = spark_session().read.parquet(path)
+                frame.schema  # noqa: B018  (reads the footers: a type Spark cannot read fails here)
+            except Exception as exc:
+                if "PARQUET_TYPE_ILLEGAL" in str(exc) and "NANOS" in str(exc):
+                    raise ClvlabInputError(
+                        [f"{path}: nanosecond timestamps, which Spark cannot read; write the files with "
+                         "microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"],
+                        what="transactions",
+                    ) from None
+                raise
+            return cls(frame)
+        raise ClvlabInputError(
+            [f"transactions of type {type(transactions).__name__}: engine='spark' expects a pyspark DataFrame, "
+             "a pandas DataFrame or a Parquet path"],
+            what="transactions",
+        )
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.spark_frame.columns)
+
+    @property
+    def types(self) -> dict[str, str]:
+        return {c: t.upper() for c, t in self.spark_frame.dtypes}
+
+    def rows(self, sql: str) -> list[tuple]:
+        return [tuple(r) for r in self.session.sql(sql).collect()]
+
+    def _fetch(self, sql: str) -> pd.DataFrame:
+        return self.session.sql(sql).toPandas()
