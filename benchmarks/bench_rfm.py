@@ -1,6 +1,6 @@
-"""Benchmark of clvlab.features.rfm_summary on a 20M-transaction Parquet log, and against lifetimes.
+"""Benchmark of the feature step on a 20M-transaction Parquet log: DuckDB, Spark and lifetimes.
 
-    .venv/bin/python benchmarks/bench_rfm.py [--rows 20000000] [--customers 2000000]
+    .venv/bin/python benchmarks/bench_rfm.py [--rows 20000000] [--customers 2000000] [--skip-spark]
 
 1. Generates (once; reused when present) a synthetic log with DuckDB under
    ``benchmarks/data/``: ``customer_id`` (str), ``date``, ``amount``, ``channel``; customers
@@ -11,6 +11,11 @@
 3. On a 200k-transaction slice, times ``lifetimes.utils.summary_data_from_transaction_data``
    (freq="D", freq_multiplier=7: the same definition) against ``rfm_summary`` on the same
    DataFrame, checks the outputs agree, and reports the ratio.
+4. The engines: the same log as a folder of Parquet part files (as a lake holds it), and
+   ``calibration_holdout`` on it with DuckDB (2 threads) and with Spark in local mode
+   (``local[2]``, one JVM holding driver and executor), each in a fresh process: wall time
+   (Spark's session start apart), peak RSS (Spark: the Python driver plus the JVM), and
+   whether the two per-customer tables are identical to the bit.
 
 Prints a table and writes ``benchmarks/results/rfm.json`` atomically.
 """
@@ -59,6 +64,81 @@ def generate(path: Path, rows: int, customers: int, seed: int = 42) -> float:
     con.close()
     os.replace(tmp, path)
     return time.perf_counter() - t0
+
+
+SPARK_CONF = {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "16"}
+
+
+def write_parts(path: Path, folder: Path, rows_per_file: int = 2_000_000) -> None:
+    """The log as a folder of Parquet part files (``part-00000.parquet``, ...), written atomically."""
+    import duckdb
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
+    (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()
+    for i, start in enumerate(range(0, rows, rows_per_file)):
+        con.execute(f"COPY (SELECT * FROM read_parquet('{path}') LIMIT {rows_per_file} OFFSET {start}) "
+                    f"TO '{tmp / f'part-{i:05d}.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+    con.close()
+    os.replace(tmp, folder)
+
+
+def engine_child(folder: str, engine: str, out_path: str) -> None:
+    """calibration_holdout on the part files with one engine; its table to ``out_path``; JSON line."""
+    t0 = time.perf_counter()
+    from clvlab.features import calibration_holdout
+
+    session_s, jvm_pid = 0.0, None
+    if engine == "spark":
+        from clvlab.features.spark import spark_session
+
+        t1 = time.perf_counter()
+        session = spark_session("local[2]", SPARK_CONF)
+        session_s = time.perf_counter() - t1
+        jvm_pid = session.sparkContext._gateway.proc.pid
+    t_import = time.perf_counter() - t0
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    out = calibration_holdout(folder, "2021-06-30", OBSERVATION_END, "W", segment_cols=("channel",), engine=engine)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    jvm_rss = 0
+    if jvm_pid is not None:  # the JVM's high-water mark, read while it is alive
+        for line in Path(f"/proc/{jvm_pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                jvm_rss = int(line.split()[1]) * 1024
+    out.to_parquet(out_path)
+    print(json.dumps({"engine": engine, "wall_s": wall, "session_start_s": session_s, "import_s": t_import,
+                      "peak_rss_bytes": rss + jvm_rss, "jvm_peak_rss_bytes": jvm_rss,
+                      "loadavg_1min": [load0, os.getloadavg()[0]], "customers": len(out)}))
+
+
+def versus_engines(path: Path) -> dict:
+    """DuckDB against Spark local[2] on the part files: times, memory, identical output."""
+    import tempfile
+
+    import pandas as pd
+
+    folder = path.with_name(path.stem + "_parts")
+    if not folder.exists():
+        write_parts(path, folder)
+    env = dict(os.environ, CLVLAB_DUCKDB_THREADS=str(THREADS), CLVLAB_DUCKDB_MEMORY_LIMIT=MEMORY_LIMIT)
+    runs, tables = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for engine in ("duckdb", "spark"):
+            out = Path(tmp) / f"{engine}.parquet"
+            proc = subprocess.run([sys.executable, __file__, "--engine-child", engine, str(folder), str(out)],
+                                  env=env, capture_output=True, text=True, check=True)  # fmt: skip
+            runs[engine] = json.loads(proc.stdout.strip().splitlines()[-1])
+            tables[engine] = pd.read_parquet(out)
+    try:
+        pd.testing.assert_frame_equal(tables["duckdb"], tables["spark"], check_exact=True)
+        identical = True
+    except AssertionError:
+        identical = False
+    return {"part_files": len(list(folder.glob("*.parquet"))), "spark_conf": SPARK_CONF, "runs": runs,
+            "identical": identical, "spark_over_duckdb": runs["spark"]["wall_s"] / runs["duckdb"]["wall_s"]}
 
 
 def child(path: str, what: str) -> None:
@@ -146,10 +226,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rows", type=int, default=20_000_000)
     parser.add_argument("--customers", type=int, default=2_000_000)
     parser.add_argument("--small-rows", type=int, default=200_000)
+    parser.add_argument("--skip-spark", action="store_true", help="leave out the Spark engine run")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--engine-child", nargs=3, metavar=("ENGINE", "FOLDER", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[1], args.child[0])
+        return {}
+    if args.engine_child:
+        engine_child(args.engine_child[1], args.engine_child[0], args.engine_child[2])
         return {}
 
     from clvlab.io import write_json
@@ -161,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     large = [run_child(path, task) for task in ("rfm_summary", "rfm_summary_segment_whole_weeks",
                                                 "calibration_holdout")]
     small = versus_lifetimes(path, args.small_rows, args.rows, args.customers)
+    engines = None if args.skip_spark else versus_engines(path)
 
     import duckdb
 
@@ -171,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "targets": {"wall_s": TARGET_S, "peak_rss_gb": TARGET_GB}},
         "large": large,
         "versus_lifetimes": small,
+        "engines": engines,
         "environment": {"python": platform.python_version(), "duckdb": duckdb.__version__,
                         "cpus": os.cpu_count(), "machine": platform.machine()},
     }
@@ -187,6 +274,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  lifetimes summary_data_from_transaction_data  {small['lifetimes_s']:8.2f} s")
     print(f"  clvlab rfm_summary                            {small['clvlab_s']:8.2f} s")
     print(f"  speed-up {small['speedup']:.1f}x; outputs agree: {small['outputs_agree']}")
+    if engines is not None:
+        print(f"\ncalibration_holdout by channel on {engines['part_files']} Parquet part files:")
+        for name, r in engines["runs"].items():
+            start = f" (+ {r['session_start_s']:.0f} s session start)" if r["session_start_s"] else ""
+            print(f"  {name:<7}{r['wall_s']:8.1f} s{start}, peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB, "
+                  f"{r['customers']:,} customers")
+        print(f"  Spark / DuckDB wall time {engines['spark_over_duckdb']:.1f}x; identical tables: {engines['identical']}")
     write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
     return result
