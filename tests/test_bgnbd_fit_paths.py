@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from clvlab.data import SegmentParams, simulate
+from clvlab.errors import ClvlabInputError
 from clvlab.features import rfm_summary
 from clvlab.models.bgnbd import BGNBD
 
@@ -101,7 +102,58 @@ def test_numpyro_sampler_path(seg_rfm):
         mp = BGNBD(pooling="pooled").fit(seg_rfm, method="map", progressbar=False)
     post = m.posterior_
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200 and m.fit_info_["sampler"] == "numpyro"
+    assert m.fit_info_["device"].startswith("cpu:0")  # the JAX device, named
     assert m.convergence_["divergences"] == 0 and m.convergence_["max_r_hat"] < 1.05
     for k in ("r", "alpha", "a", "b"):
         draws = post[k].values.ravel()
         assert abs(np.median(draws) - mp.posterior_[k].item()) < 0.5 * draws.std(), k
+
+
+def _has_gpu() -> bool:
+    try:
+        import jax
+
+        return bool(jax.devices("gpu"))
+    except (ImportError, RuntimeError):
+        return False
+
+
+@pytest.mark.slow
+def test_gpu_path_vectorised_chains_on_cpu_jax(seg_rfm):
+    """What device='gpu' runs — numpyro's chains vectorised on one JAX device — run on CPU JAX,
+    where CI can check it: the same posterior as the MAP, no divergence."""
+    pytest.importorskip("numpyro")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short run may warn about ESS
+        m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", chains=2, draws=200, tune=200, seed=3,
+                                        progressbar=False, sampler_kwargs={"nuts_sampler_kwargs": {"chain_method": "vectorized"}})  # fmt: skip
+        mp = BGNBD(pooling="pooled").fit(seg_rfm, method="map", progressbar=False)
+    assert m.convergence_["divergences"] == 0 and m.convergence_["max_r_hat"] < 1.05
+    for k in ("r", "alpha", "a", "b"):
+        draws = m.posterior_[k].values.ravel()
+        assert abs(np.median(draws) - mp.posterior_[k].item()) < 0.5 * draws.std(), k
+
+
+def test_gpu_device_is_checked_before_any_work(seg_rfm):
+    pytest.importorskip("numpyro")
+    with pytest.raises(ClvlabInputError, match="device='gpu' needs method='nuts' with sampler='numpyro'"):
+        BGNBD(pooling="pooled").fit(seg_rfm, sampler="nutpie", device="gpu")
+    with pytest.raises(ClvlabInputError, match="device='tpu': expected one of"):
+        BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", device="tpu")
+    from clvlab.config import load_config
+
+    with pytest.raises(ClvlabInputError, match="device: gpu needs method: nuts with sampler: numpyro"):
+        load_config({"name": "g", "purchase": {"device": "gpu"}})  # the default sampler is nutpie
+    assert load_config({"name": "g", "purchase": {"device": "gpu", "sampler": "numpyro"}}).purchase.device == "gpu"
+    if not _has_gpu():  # on a machine without a GPU the request fails clearly, naming JAX's devices
+        with pytest.raises(ClvlabInputError, match="JAX sees no GPU"):
+            BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", device="gpu", chains=1, draws=10, tune=10)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_gpu(), reason="no GPU visible to JAX (CPU-only machine: the GPU path is "
+                    "checked on CPU JAX by test_gpu_path_vectorised_chains_on_cpu_jax)")
+def test_numpyro_on_a_gpu(seg_rfm):
+    m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", device="gpu", chains=2, draws=200, tune=200,
+                                    seed=3, progressbar=False)  # fmt: skip
+    assert m.fit_info_["device"].startswith("gpu:0") and m.convergence_["divergences"] == 0

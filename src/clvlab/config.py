@@ -183,8 +183,18 @@ class ModelConfig(Section):
     """Warm-up per chain; None: the sampler's default (nutpie 400, pymc / numpyro 1000)."""
     target_accept: Probability | None = None
     """None: 0.8, or 0.99 for partial pooling over fewer than 10 segments (``BayesianEstimator.fit``)."""
+    device: Literal["cpu", "gpu"] = "cpu"
+    """Where ``sampler: numpyro`` runs (JAX): "gpu" needs a CUDA build of jax and a GPU. CPU is the
+    default and all CI uses; the other samplers run on the CPU only."""
     prediction_draws: Positive = 250
     """Draws per chain (evenly thinned) behind per-customer predictions, checks and figures."""
+
+    @model_validator(mode="after")
+    def _gpu_needs_numpyro(self) -> ModelConfig:
+        if self.device == "gpu" and (self.method != "nuts" or self.sampler != "numpyro"):
+            raise ValueError(f"device: gpu needs method: nuts with sampler: numpyro (JAX); got method: "
+                             f"{self.method}, sampler: {self.sampler}")  # fmt: skip
+        return self
 
 
 class PurchaseConfig(ModelConfig):

@@ -96,8 +96,9 @@ def _saved_key(folder: Path) -> str | None:
 
 
 def _fit_options(m: ModelConfig) -> dict[str, Any]:
+    gpu = {"device": m.device} if m.device != "cpu" else {}  # a CPU fit keeps its cache key
     return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
-                target_accept=m.target_accept)  # fmt: skip
+                target_accept=m.target_accept, **gpu)  # fmt: skip
 
 
 def _thin(m: ModelConfig, draws_per_chain: int) -> int:

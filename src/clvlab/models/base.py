@@ -54,7 +54,8 @@ from clvlab.io import atomic_dir, recover_dir, write_table
 from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, convergence_problems, convergence_report
 from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE
 from clvlab.models.inference import (
-    DEFAULT_TARGET_ACCEPT, DEFAULT_TUNE, FEW_SEGMENTS_TARGET_ACCEPT, MAP_MODE, NUTPIE_TUNE, _map_posterior, _sample_nuts,
+    DEFAULT_TARGET_ACCEPT, DEFAULT_TUNE, DEVICES, FEW_SEGMENTS_TARGET_ACCEPT, MAP_MODE, NUTPIE_TUNE, _map_posterior,
+    _sample_nuts, device_name,
 )  # fmt: skip
 from clvlab.features.validation import check_rfm, examples
 from clvlab.stats import HDI_PROB, hdi
@@ -225,6 +226,7 @@ class BayesianEstimator:
         nutpie_backend: str = "numba",
         sampler_kwargs: dict[str, Any] | None = None,
         time_unit: str | None = None,
+        device: str = "cpu",
     ) -> BayesianEstimator:
         """Fit by NUTS or MAP.
 
@@ -260,6 +262,10 @@ class BayesianEstimator:
             Unit of recency and T. Default: ``data.attrs["time_unit"]``, set by clvlab's feature
             functions. Stored as ``time_unit_`` (saved with the model), so CLV and predictions
             need not be told again; None when unknown.
+        device : {"cpu", "gpu"}
+            Where ``sampler="numpyro"`` runs (JAX; "gpu" needs a CUDA build of jax and a GPU, else a
+            clear error); the JAX device used is in ``fit_info_["device"]``. The other samplers
+            run on the CPU only.
 
         Returns
         -------
@@ -279,6 +285,11 @@ class BayesianEstimator:
             isinstance(target_accept, bool) or not isinstance(target_accept, int | float) or not 0 < target_accept < 1
         ):
             problems.append(f"target_accept={target_accept!r}: expected a probability in (0, 1)")
+        if device not in DEVICES:
+            problems.append(f"device={device!r}: expected one of {DEVICES}")
+        elif device != "cpu" and (method != "nuts" or sampler != "numpyro"):
+            problems.append(f"device={device!r} needs method='nuts' with sampler='numpyro' (JAX); "
+                            f"got method={method!r}, sampler={sampler!r}")  # fmt: skip
         unit = time_unit if time_unit is not None else getattr(data, "attrs", {}).get("time_unit")
         if unit is not None and unit not in TIME_UNITS:
             problems.append(f"time_unit={unit!r}: expected one of {TIME_UNITS} (the unit of recency and T)")
@@ -308,7 +319,7 @@ class BayesianEstimator:
                 pre_info["nutpie_adaptation"] = sampler_kwargs["adaptation"]
             idata, compile_s = _sample_nuts(
                 model, sampler, chains, draws, tune, seed, progressbar, target_accept, nutpie_backend,
-                sampler_kwargs,
+                sampler_kwargs, device,
             )  # fmt: skip
         fit_s = time.perf_counter() - t1
         self.model_ = model
@@ -320,6 +331,7 @@ class BayesianEstimator:
             method=method, sampler=sampler if method == "nuts" else None, chains=chains, draws=draws,
             tune=tune, seed=seed, target_accept=target_accept, mean_centred=self.mean_centred_,
             nutpie_backend=nutpie_backend if (method == "nuts" and sampler == "nutpie") else None,
+            device=device_name(device) if (method == "nuts" and sampler == "numpyro") else "cpu",
             n_rows=len(clean), data_hash=data_hash(clean), build_s=build_s, compile_s=compile_s, fit_s=fit_s,
             **pre_info, **map_info,
         )  # fmt: skip

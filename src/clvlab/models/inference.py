@@ -98,11 +98,43 @@ def _map_posterior(model: Any, seed: int, mode: Any = None) -> tuple[xr.DataTree
     return xr.DataTree.from_dict({"posterior": post}), info
 
 
+DEVICES = ("cpu", "gpu")
+"""Where numpyro's NUTS runs (``fit(device=...)``); the other samplers run on the CPU."""
+
+
+def jax_device(device: str) -> Any:
+    """The first JAX device of kind ``device`` ("cpu" or "gpu"); a clear error when JAX has none.
+
+    A GPU needs a CUDA (or ROCm) build of jaxlib on the machine, e.g. ``pip install
+    'jax[cuda12]'``; JAX then lists it in ``jax.devices("gpu")``.
+    """
+    import jax
+
+    try:
+        found = jax.devices(device)
+    except RuntimeError:
+        found = []
+    if not found:
+        raise ClvlabInputError(
+            [f"device={device!r}: JAX sees no {device.upper()} (its devices: {[str(d) for d in jax.devices()]}); "
+             "install a CUDA build of jax (pip install 'jax[cuda12]') on a GPU machine, or use device='cpu'"],
+            what="argument",
+        )
+    return found[0]
+
+
+def device_name(device: str) -> str:
+    """The JAX device numpyro runs on, named: ``"cpu:0 (cpu)"``, ``"gpu:0 (NVIDIA H200)"``."""
+    d = jax_device(device)
+    return f"{d.platform}:{d.id} ({d.device_kind})"
+
+
 def _sample_nuts(
     model: Any, sampler: str, chains: int, draws: int, tune: int, seed: int, progressbar: bool,
-    target_accept: float, nutpie_backend: str, sampler_kwargs: dict[str, Any],
+    target_accept: float, nutpie_backend: str, sampler_kwargs: dict[str, Any], device: str = "cpu",
 ) -> tuple[xr.DataTree, float]:  # fmt: skip
-    """Run NUTS; return the DataTree (posterior, sample_stats) and the compile time in seconds."""
+    """Run NUTS; return the DataTree (posterior, sample_stats) and the compile time in seconds.
+    numpyro runs on the JAX ``device``; on a GPU its chains are vectorised (one device holds them)."""
     import pymc as pm
 
     cores = max(1, min(chains, os.cpu_count() or 1))
@@ -127,6 +159,17 @@ def _sample_nuts(
         if sampler == "pymc":
             kwargs["cores"] = cores
         kwargs.update(sampler_kwargs)
+        if sampler == "numpyro":
+            import jax
+
+            where = jax_device(device)
+            if device == "gpu":
+                nuts_kwargs = dict(kwargs.get("nuts_sampler_kwargs") or {})
+                nuts_kwargs.setdefault("chain_method", "vectorized")
+                kwargs["nuts_sampler_kwargs"] = nuts_kwargs
+            with model, jax.default_device(where):
+                trace = pm.sample(**kwargs)
+            return trace, float("nan")
         with model:
             trace = pm.sample(**kwargs)
         return trace, float("nan")
