@@ -1,11 +1,12 @@
 """`make bench`: run every benchmark, each in its own process, and print where the results are.
 
-    python benchmarks/run_all.py                 # everything (about 30-40 min on 2 cores)
+    python benchmarks/run_all.py                 # everything (about 2 hours on 2 cores)
     python benchmarks/run_all.py rfm clv         # a subset
     BENCH_ARGS_BGNBD="--skip-1m-nuts" python benchmarks/run_all.py bgnbd
 
 Each benchmark writes benchmarks/results/<name>.json with its measurements and the ratios to
-the baselines (lifetimes, pymc-marketing) measured in the same run.
+the baselines (lifetimes, pymc-marketing) measured in the same run; benchmarks/RESULTS.md is
+rendered from them last (benchmarks/results_md.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("rfm", "bgnbd", "purchase", "clv")
+BENCHMARKS = ("rfm", "bgnbd", "purchase", "clv", "scale")
 
 
 def main(argv: list[str]) -> int:
@@ -38,6 +39,10 @@ def main(argv: list[str]) -> int:
               f"{HERE / 'results' / (name + '.json')}", flush=True)
         if rc:
             failed.append(name)
+    sys.path.insert(0, str(HERE))
+    from results_md import write_results_md
+
+    print(f"== RESULTS.md: {write_results_md()}", flush=True)
     if failed:
         print(f"failed: {failed}", file=sys.stderr)
     return 1 if failed else 0
