@@ -27,8 +27,8 @@ def _s(run: dict[str, Any] | None, key: str = "wall_s", fmt: str = "{:,.1f} s") 
     """A run's value, or why there is none."""
     if run is None:
         return "not run"
-    if not run.get("finished", True):
-        return run.get("reason", "did not finish")
+    if not run.get("finished", True):  # said once, in the run's wall-time column
+        return run.get("reason", "did not finish") if key == "wall_s" else "—"
     value = run.get(key)
     return fmt.format(value) if value is not None else "—"
 
@@ -45,11 +45,12 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
         return lines + ["Not measured yet: run `benchmarks/bench_scale.py` (part of `make bench`).", ""]
     st, env = scale["settings"], scale["environment"]
     lines += [
-        f"One run, {env['cpus']} CPUs ({env['machine']}, Python {env['python']}), load average "
+        f"Measured in one session, {env['cpus']} CPUs ({env['machine']}, Python {env['python']}), load average "
         f"{env.get('loadavg_1min_before', float('nan')):.1f} at the start; NUTS {st['chains']} x {st['draws']} "
         f"(warm-up: nutpie's 400 for clvlab, 1000 for pymc-marketing); a baseline run is stopped after "
         f"{st['budget_s']:.0f} s and reported as such. ESS/s: smallest bulk ESS of (r, alpha, a, b) over the "
-        "whole wall time, compilation included. Peak RSS is the measuring process's.",
+        "whole wall time, compilation included (Gamma-Gamma: of p, q, gamma). Peak RSS is the measuring "
+        "process's.",
         "",
         "| customers | clvlab partial NUTS | ESS/s | patterns | clvlab pooled NUTS | ESS/s | pymc-marketing "
         "nutpie (pooled) | ESS/s | ESS/s ratio (pooled) | clvlab MAP (partial) | pymc-marketing MAP | "
