@@ -114,6 +114,15 @@ def test_an_existing_spark_table_is_read_in_place(spark, lake):
     assert open_source(table).engine == "spark"
 
 
+def test_a_categorical_segment_column_reaches_spark_as_its_labels(spark, cdnow_sample_tx):
+    """pandas categoricals (which Arrow would hand Spark as dictionaries) go in as plain labels."""
+    tx = cdnow_sample_tx.assign(region=pd.Categorical(np.where(cdnow_sample_tx.index % 3, "north", "south")))
+    duck = F.cohorts(tx, "M", segment_cols=["region"]).customers
+    on_spark = F.cohorts(tx, "M", segment_cols=["region"], engine="spark").customers
+    assert on_spark["region"].tolist() == duck["region"].astype(str).tolist()
+    assert_same(duck.drop(columns="region"), on_spark.drop(columns="region"))
+
+
 # ------------------------------------------------------------------------ errors, both engines
 def test_bad_rows_are_reported_the_same_on_spark(spark, cdnow_sample_tx):
     tx = cdnow_sample_tx.head(50).copy()

@@ -115,10 +115,10 @@ class SparkSource(Source):
         if _is_spark_frame(transactions):
             return cls(transactions)
         if isinstance(transactions, pd.DataFrame):
-            pdf = transactions.copy()
-            for col in pdf.columns:  # Arrow maps categories to dictionaries Spark cannot read back
-                if isinstance(pdf[col].dtype, pd.CategoricalDtype):
-                    pdf[col] = pdf[col].astype(object).where(pdf[col].notna(), None)
+            pdf = transactions  # Arrow maps categories to dictionaries Spark cannot read back: plain values
+            categorical = [c for c in pdf.columns if isinstance(pdf[c].dtype, pd.CategoricalDtype)]
+            if categorical:
+                pdf = pdf.assign(**{c: pdf[c].astype(object).where(pdf[c].notna(), None) for c in categorical})
             return cls(spark_session().createDataFrame(pdf))
         if isinstance(transactions, (str, os.PathLike)):
             path = str(transactions)
