@@ -56,9 +56,13 @@ class Source:
     and :meth:`frame`, with SQL spelt by :attr:`dialect` where the engines differ.
     """
 
-    engine: str = "duckdb"
     dialect: Dialect = DUCKDB
     table: str = SOURCE
+
+    @property
+    def engine(self) -> str:
+        """The engine's name ("duckdb" or "spark"), the dialect's."""
+        return self.dialect.name
 
     @property
     def columns(self) -> list[str]:

@@ -107,10 +107,10 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
     out["repeat_rate"] = out["repeaters"] / out["customers"]
     cols = [segment or "segment", "customers", "revenue", "orders", "aov", "orders_per_customer", "repeat_rate"]
     out = out.rename(columns={"seg": segment or "segment"})
-    for d in retention_days:
-        e = out[f"eligible_{int(d)}d"]
-        out[f"retention_{int(d)}d"] = np.where(e > 0, out[f"retained_{int(d)}d"] / e.where(e > 0, 1), np.nan)
-        cols += [f"eligible_{int(d)}d", f"retention_{int(d)}d"]
+    for w in retention_days:  # (d is the dialect above)
+        e = out[f"eligible_{int(w)}d"]
+        out[f"retention_{int(w)}d"] = np.where(e > 0, out[f"retained_{int(w)}d"] / e.where(e > 0, 1), np.nan)
+        cols += [f"eligible_{int(w)}d", f"retention_{int(w)}d"]
     return out[cols].reset_index(drop=True)
 
 

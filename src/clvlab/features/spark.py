@@ -99,7 +99,6 @@ class SparkSource(Source):
         The transaction log (``customer_id``, ``date``, ``amount`` [, segment columns]).
     """
 
-    engine = "spark"
     dialect = SPARK
 
     def __init__(self, frame: Any):
