@@ -173,24 +173,20 @@ def _run(
     segment_cols = tuple(segment_cols)
     src = open_source(transactions, engine)
     counts = check_source(src, segment_cols, observation_end=obs_end)
-    table = src.table
 
+    # customers left out, by their first purchase day: one scan of the log for every count
+    rules = {"customers_after_observation_end": f"first > {obs_end}" if counts["after_end"] else None,
+             "customers_first_purchase_in_holdout": f"first > {cal_end} AND first <= {obs_end}" if holdout else None,
+             "customers_before_calibration_start": f"first < {start} AND first <= {cal_end}" if start is not None
+             else None}  # fmt: skip
+    rules = {k: v for k, v in rules.items() if v is not None}
     excluded = {"transactions_after_observation_end": counts["after_end"]}
-    if counts["after_end"]:
-        (excluded["customers_after_observation_end"],) = src.rows(
-            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
-            f"HAVING min(CAST(date AS DATE)) > {obs_end})",
+    if rules:
+        row = src.rows(
+            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in rules.values())
+            + f" FROM (SELECT customer_id, min(CAST(date AS DATE)) AS first FROM {src.table} GROUP BY customer_id)"
         )[0]
-    if holdout:
-        (excluded["customers_first_purchase_in_holdout"],) = src.rows(
-            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
-            f"HAVING min(CAST(date AS DATE)) > {cal_end} AND min(CAST(date AS DATE)) <= {obs_end})",
-        )[0]
-    if start is not None:
-        (excluded["customers_before_calibration_start"],) = src.rows(
-            f"SELECT count(*) FROM (SELECT customer_id FROM {table} GROUP BY customer_id "
-            f"HAVING min(CAST(date AS DATE)) < {start} AND min(CAST(date AS DATE)) <= {cal_end})",
-        )[0]
+        excluded.update(zip(rules, row))
     excluded = {k: int(v) for k, v in excluded.items()}
     if any(excluded.values()):
         logger.warning("features: excluded %s", ", ".join(f"{k}={v}" for k, v in excluded.items() if v))
