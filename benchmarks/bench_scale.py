@@ -103,7 +103,9 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                 rep = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
                 m = GammaGamma(pooling="partial", segment="segment").fit(rep, chains=chains, draws=draws, seed=1,
                                                                          progressbar=False)  # fmt: skip
-                out.update(n_repeaters=len(rep), n_patterns=getattr(m, "n_patterns_", None))
+                out.update(n_repeaters=len(rep), n_patterns=getattr(m, "n_patterns_", None),
+                           centered={k: len(v) for k, v in m.centered_.items()}, compile_s=m.fit_info_.get("compile_s"),
+                           centering_s=m.fit_info_.get("centering_s"))  # fmt: skip
                 names = tuple(v for v in ("p", "q", "gamma") if v in m.posterior_)
             else:
                 kwargs: dict[str, Any] = {"chains": chains, "draws": draws, "seed": 1, "progressbar": False}
@@ -118,6 +120,9 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                            device=m.fit_info_.get("device"))  # fmt: skip
                 names = PARAMS
             wall = time.perf_counter() - t0
+            out["nutpie_adaptation"] = m.fit_info_.get("nutpie_adaptation")
+            if "n_steps" in getattr(m.idata_.get("sample_stats"), "data_vars", {}):
+                out["steps_per_draw"] = float(m.idata_["sample_stats"]["n_steps"].mean())
             if m.convergence_ is not None:
                 c = m.convergence_
                 d = m.diagnostics_  # clvlab's own diagnostics table, as in the other benchmarks

@@ -72,11 +72,33 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
             for n, r in sorted(numpyro.items(), key=lambda kv: int(kv[0])))]  # fmt: skip
     else:
         lines += ["", "numpyro / GPU rows: not measured in this run (`--numpyro`, `--device gpu` on a GPU machine)."]
+    lines += _spend_lines(scale)
     part_1m = scale["sizes"].get("1000000", {}).get("clvlab_nuts_partial")
     if part_1m and part_1m.get("finished"):
         lines += ["", f"Target: 1M customers NUTS 4 x 1000 under 5 min on 2 cores: {part_1m['wall_s']:.0f} s "
                       f"({'met' if part_1m['wall_s'] < 300 else 'not met'})."]  # fmt: skip
     return lines + [""]
+
+
+def _spend_lines(scale: dict[str, Any]) -> list[str]:
+    """The Gamma-Gamma rows: geometry (leapfrog steps, what the centring pilot chose) next to the time."""
+    rows = {n: r["clvlab_gg_partial"] for n, r in scale["sizes"].items() if "clvlab_gg_partial" in r}
+    if not rows:
+        return []
+    lines = ["", "Gamma-Gamma partial pooling (the spend model, on the repeat customers; each repeater is its own "
+                 "spend pattern). Centred: segments of 20 sampled centred per parameter, chosen by the pilot "
+                 "(`models/centering.py`).", "",
+             "| customers | repeaters | wall | ESS/s | leapfrog steps per draw | centred (p, q-1, mean spend) | "
+             "mass matrix | max R-hat | divergences |", "|" + "---|" * 9]  # fmt: skip
+    for n, r in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        c = r.get("centered")
+        centred = ", ".join(str(c.get(k, 0)) for k in ("p", "q_minus_1", "mean_spend")) if c is not None else "—"
+        lines.append("| " + " | ".join([
+            f"{int(n):,}", _s(r, "n_repeaters", "{:,}"), _s(r), _s(r, "ess_per_s", "{:,.1f}"),
+            _s(r, "steps_per_draw", "{:.1f}"), centred if r.get("finished") else "—",
+            _s(r, "nutpie_adaptation", "{}"), _s(r, "max_r_hat", "{:.3f}"), _s(r, "divergences", "{}"),
+        ]) + " |")  # fmt: skip
+    return lines
 
 
 def features_section(rfm: dict[str, Any] | None) -> list[str]:

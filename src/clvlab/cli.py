@@ -41,7 +41,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's: nutpie 400)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default="auto",
-                   help="bgnbd partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)")
+                   help="partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)")
     p.add_argument("--time-unit", choices=TIME_UNITS, default=None,
                    help="unit of recency / T (default: the one `clvlab rfm` stored in a Parquet input)")
     p.add_argument("--out", required=True, help="run folder to write")
@@ -149,10 +149,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
         from .models import purchase_model_class
 
         Model = purchase_model_class(args.model)
-    extra = {"parameterization": args.parameterization} if args.model != "gg" else {}
-    if args.model == "gg" and args.parameterization != "auto":
-        raise SystemExit("error: --parameterization applies to the purchase models only")
-    model = Model(pooling=args.pooling, segment=args.segment, **extra)
+    model = Model(pooling=args.pooling, segment=args.segment, parameterization=args.parameterization)
     model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
               tune=args.tune, seed=args.seed, time_unit=args.time_unit)
     if args.method == "nuts":

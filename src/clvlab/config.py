@@ -175,6 +175,9 @@ class ModelConfig(Section):
     """How a Bayesian model is fitted (shared by the purchase and spend models)."""
 
     pooling: Literal[POOLINGS] = "partial"  # type: ignore[valid-type]
+    parameterization: Literal[PARAMETERIZATIONS] = "auto"  # type: ignore[valid-type]
+    """Partial pooling under NUTS: centred / non-centred segment parameters ("auto": per
+    (segment, parameter) from a pilot fit of the segments separately, ``models.centering``)."""
     method: Literal[METHODS] = "nuts"  # type: ignore[valid-type]
     sampler: Literal[SAMPLERS] = "nutpie"  # type: ignore[valid-type]
     chains: Positive = 4
@@ -201,7 +204,6 @@ class PurchaseConfig(ModelConfig):
     """The purchase model: BG/NBD, MBG/NBD or Pareto/NBD (its CLV, churn scores and figures)."""
 
     model: Literal[PURCHASE_MODELS] = "bgnbd"  # type: ignore[valid-type]
-    parameterization: Literal[PARAMETERIZATIONS] = "auto"  # type: ignore[valid-type]
     compare_pooling: bool = False
     """Also fit the other two poolings (the shrinkage forest plot)."""
     heatmap_horizon: Annotated[float, Field(gt=0)] | None = None

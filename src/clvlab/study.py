@@ -371,7 +371,7 @@ class Study:
             self.log(f"gamma-gamma: {int(zero.sum())} repeat customer(s) with zero mean repeat spend left out of "
                      f"the fit (e.g. {list(repeaters.loc[zero, 'customer_id'].head(3))}); their CLV is still computed")
         fit_data = repeaters[~zero]
-        settings = dict(pooling=m.pooling, segment=f.segment)
+        settings = dict(pooling=m.pooling, segment=f.segment, parameterization=m.parameterization)
         model, cached = self._fit("gamma_gamma", lambda: GammaGamma(**settings), fit_data, m, self.config.seed + 1,
                                   settings)  # fmt: skip
         conv = model.convergence_

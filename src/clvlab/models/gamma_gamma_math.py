@@ -27,6 +27,7 @@ __all__ = [
     "gg_logpdf_from_x_terms",
     "gg_logpdf_x_terms",
     "gg_loglik",
+    "gg_natural",
     "gg_population_mean_spend",
     "gg_sample_mean_spend",
     "gg_spend_weight",
@@ -111,6 +112,12 @@ def gg_loglik(x, zbar, p, q, gamma, weights=None):
     if weights is not None:
         lp = lp * weights
     return lp.sum()
+
+
+def gg_natural(p, q_minus_1, mean_spend):
+    """(q, gamma) from the sampled parameters (p, q - 1, mean_spend = p gamma / (q - 1)): q = 1 + (q - 1),
+    gamma = mean_spend (q - 1) / p. NumPy or PyTensor."""
+    return 1.0 + q_minus_1, mean_spend * q_minus_1 / p
 
 
 def gg_population_mean_spend(p, q, gamma):

@@ -13,7 +13,7 @@ of predictions. A subclass declares
 * :meth:`_loglik_term`: the model's total log-likelihood over patterns as a pytensor scalar.
 
 The base does the rest: pooling (pooled / unpooled / partial with the centring rule of
-:mod:`.hierarchy`, the pilot fit of :meth:`segment_estimates`), covariates, validation, and
+:mod:`.hierarchy` and the pilot fit of :mod:`.centering`), covariates, validation, and
 every prediction on unique patterns expanded back to customers: ``p_alive``,
 ``p_no_purchase``, ``expected_purchases``, ``expected_purchases_new``, ``prob_purchases``,
 ``sample_holdout_purchases``, ``sample_frequency`` and the pointwise ``log_likelihood``.
@@ -21,7 +21,6 @@ every prediction on unique patterns expanded back to customers: ``p_alive``,
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from types import ModuleType
@@ -31,16 +30,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvlab.choices import PARAMETERIZATIONS
 from clvlab.errors import ClvlabInputError
-from clvlab.models.base import BayesianEstimator, _map_posterior
-from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE, ParamPrior, choose_centering, segment_parameter
+from clvlab.models.base import BayesianEstimator
+from clvlab.models.centering import SegmentCentring
+from clvlab.models.hierarchy import ParamPrior, segment_parameter
 from clvlab.models.patterns import Patterns, compress_patterns, factorize
 
 __all__ = ["COVARIATE_PRIOR_SD", "MATH_FUNCTIONS", "PurchaseModel"]
 
 COVARIATE_PRIOR_SD = 1.0
-HESSIAN_STEP = 1e-3  # finite-difference step on the link scale for the per-segment curvature
 MATH_FUNCTIONS = (
     "loglik", "loglik_patterns", "p_alive", "p_no_purchase", "expected_purchases_numerator",
     "expected_purchases_new", "prob_purchases", "sample_holdout", "sample_frequency",
@@ -48,15 +46,7 @@ MATH_FUNCTIONS = (
 """What a purchase model's math module provides (tests/test_purchase_models.py checks each)."""
 
 
-def _link(values: np.ndarray, link: str) -> np.ndarray:
-    return np.log(values) if link == "log" else np.log(values) - np.log1p(-values)
-
-
-def _inverse_link(eta: np.ndarray, link: str) -> np.ndarray:
-    return np.exp(eta) if link == "log" else 1.0 / (1.0 + np.exp(-eta))
-
-
-class PurchaseModel(BayesianEstimator):
+class PurchaseModel(SegmentCentring, BayesianEstimator):
     """Base of the hierarchical purchase models (module docstring).
 
     Parameters
@@ -112,11 +102,6 @@ class PurchaseModel(BayesianEstimator):
     def _prior(self, name: str) -> ParamPrior:
         over = (self.priors or {}).get(name)
         return self.default_priors[name].updated(dict(over) if over else None)
-
-    def _settings_problems(self) -> list[str]:
-        if self.parameterization not in PARAMETERIZATIONS:
-            return [f"parameterization={self.parameterization!r}: expected one of {PARAMETERIZATIONS}"]
-        return []
 
     def _fit_rules(self, df: pd.DataFrame) -> list[str]:
         if len(df) == 0:
@@ -191,111 +176,26 @@ class PurchaseModel(BayesianEstimator):
             pm.Potential("loglik", self._loglik_term(values, pat))
         return model
 
-    def _centered_mask(self, name: str) -> np.ndarray:
-        """Boolean per segment: is ``name`` sampled centred (from ``centered_``; partial pooling)."""
-        return np.isin(self.segments_, self.centered_.get(name, []))
-
-    def _before_build(self, df: pd.DataFrame, method: str, seed: int) -> dict[str, Any]:
-        """Pick the partial-pooling parameterisation (sets ``centered_``; see ``parameterization``)."""
-        self.centered_ = {}
-        if method != "nuts" or self.effective_pooling != "partial" or self.parameterization == "noncentered":
-            return {"centered": self.centered_}
-        if self.parameterization == "centered":
-            self.centered_ = {k: list(self.segments_) for k in self.link_params}
-            return {"centered": self.centered_}
-        if len(self.segments_) < MIN_SEGMENTS_TO_CENTRE:  # the rule would centre nothing: no pilot
-            return {"centered": self.centered_}
-        t0 = time.perf_counter()
-        est = self._segment_estimates(df, seed)
-        mask = choose_centering(est[[f"{k}_eta" for k in self.link_params]].to_numpy(),
-                                est[[f"{k}_se" for k in self.link_params]].to_numpy())  # fmt: skip
-        self.centered_ = {k: [s for s, c in zip(self.segments_, mask[:, i], strict=True) if c]
-                          for i, k in enumerate(self.link_params)}  # fmt: skip
-        return {"centered": self.centered_, "centering_s": time.perf_counter() - t0}
-
-    def _nutpie_adaptation(self) -> str:
-        """Low-rank mass matrix unless some segment parameter is sampled non-centred.
-
-        nutpie's "low_rank" adaptation also learns the leading posterior correlations. Measured
-        on BG/NBD (nutpie, 4 x 1000, benchmarks/results/bgnbd.json): pooled CDNOW 3.4 leapfrog
-        steps per draw vs 5.1 with "diag" and 2-3x the bulk ESS; unpooled CDNOW by 12 cohorts
-        7.0 vs 14.0 steps; 1M simulated customers, all centred, 7 vs 15. A non-centred hierarchy
-        is a funnel whose shape changes with sigma, which no single linear map fits: full CDNOW
-        by cohorts (all non-centred) took as many steps per draw, 1.5x the warm-up and gave 1
-        divergence per run against 0 with "diag", so those fits keep "diag".
-        """
-        n_seg = len(self.segments_)
-        if self.effective_pooling == "partial" and any(
-            len(self.centered_.get(k, [])) < n_seg for k in self.link_params
-        ):
-            return "diag"
-        return "low_rank"
-
-    def segment_estimates(self, data: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-        """Each segment fitted on its own: link-scale estimates and standard errors.
-
-        Parameters
-        ----------
-        data : DataFrame
-            RFM table with the segment column.
-        seed : int
-            Seed of the MAP.
-
-        Returns
-        -------
-        DataFrame
-            One row per segment: ``segment``, ``<param>_eta`` and ``<param>_se`` for each sampled
-            parameter. The unpooled model's MAP (covariate effects shared), then the per-segment
-            curvature of the log-likelihood on the link scale by central finite differences
-            (segments are independent given the covariate effects, so one perturbation of all
-            segments at once gives every segment's block). ``_se`` is sqrt(diag(-H^-1)); infinite
-            where the curvature is not negative definite (the data do not identify the parameter).
-        """
-        return self._segment_estimates(self._validate(data), seed)
-
-    def _segment_estimates(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
-        pilot = type(self)(pooling="unpooled", segment=self.segment, priors=self.priors, covariates=self.covariates,
-                           parameterization="noncentered")  # fmt: skip
-        idata, _ = _map_posterior(pilot._build_model(df), seed)
-        post = idata["posterior"]
-        links = [self._prior(k).link for k in self.link_params]
-        eta0 = np.stack([_link(np.asarray(post[k].values).reshape(-1), lk)
-                         for k, lk in zip(self.link_params, links, strict=True)], axis=1)  # fmt: skip
-        seg = pilot._segment_codes(df, fitting=False)
-        group, g_seg, g_X = pilot._groups(df, seg)
-        pat = pilot._patterns(df, group)
-        n_seg, n_group, n_par = eta0.shape[0], len(g_seg), eta0.shape[1]
+    def _segment_loglik(self, df: pd.DataFrame, post: Any) -> Any:
+        """Each segment's log-likelihood as a function of its link-scale parameters, covariate
+        effects held at the pilot's MAP (``SegmentCentring._segment_estimates``)."""
+        seg = self._segment_codes(df, fitting=False)
+        group, g_seg, g_X = self._groups(df, seg)
+        pat = self._patterns(df, group)
+        n_seg, n_group = len(self.segments_), len(g_seg)
         shift = {k: np.zeros(n_group) for k in self.covariate_sign}
         if self.covariates:
             for k, sign in self.covariate_sign.items():
                 shift[k] = sign * g_X @ np.asarray(post[f"beta_{k}"].values).reshape(-1)
 
         def segment_loglik(eta: np.ndarray) -> np.ndarray:
-            link = {k: _inverse_link(eta[:, i], lk) for i, (k, lk) in enumerate(zip(self.link_params, links, strict=True))}
-            nat = self._natural(link)
+            nat = self._natural(self._link_values(eta))
             vals = [nat[k][g_seg] * np.exp(shift[k]) if k in shift else nat[k][g_seg] for k in self.params]
             per = self.math.loglik_patterns(*vals, pat)
             by_group = np.bincount(pat.group, weights=pat.weight * per, minlength=n_group)
             return np.bincount(g_seg, weights=by_group, minlength=n_seg)
 
-        h, unit = HESSIAN_STEP, np.eye(n_par)
-        f0 = segment_loglik(eta0)
-        hess = np.zeros((n_seg, n_par, n_par))
-        for i in range(n_par):
-            hess[:, i, i] = (segment_loglik(eta0 + h * unit[i]) - 2 * f0 + segment_loglik(eta0 - h * unit[i])) / h**2
-            for j in range(i + 1, n_par):
-                pp, mm = segment_loglik(eta0 + h * (unit[i] + unit[j])), segment_loglik(eta0 - h * (unit[i] + unit[j]))
-                pm_, mp = segment_loglik(eta0 + h * (unit[i] - unit[j])), segment_loglik(eta0 - h * (unit[i] - unit[j]))
-                hess[:, i, j] = hess[:, j, i] = (pp - pm_ - mp + mm) / (4 * h * h)
-        se = np.full((n_seg, n_par), np.inf)
-        for g in range(n_seg):
-            info = -hess[g]
-            if np.all(np.isfinite(info)) and np.all(np.linalg.eigvalsh(info) > 0):
-                se[g] = np.sqrt(np.diag(np.linalg.inv(info)))
-        out = pd.DataFrame({"segment": pilot.segments_})
-        for i, k in enumerate(self.link_params):
-            out[f"{k}_eta"], out[f"{k}_se"] = eta0[:, i], se[:, i]
-        return out
+        return segment_loglik
 
     # ---- posterior parameters for (new) data --------------------------------------------
     def _draws(self, name: str, thin: int) -> np.ndarray:
@@ -527,10 +427,3 @@ class PurchaseModel(BayesianEstimator):
             Dims (chain, draw, customer_id).
         """
         return self._per_pattern(self.math.loglik, "log_likelihood", data, thin)
-
-    # ---- persistence hooks -------------------------------------------------------------
-    def _extra_state(self) -> dict[str, Any]:
-        return dict(centered=self.centered_)
-
-    def _set_extra_state(self, state: dict[str, Any]) -> None:
-        self.centered_ = {k: list(v) for k, v in state.get("centered", {}).items()}
