@@ -86,6 +86,7 @@ cfg = study.config.to_dict()
 cfg.update(name=cfg["name"].replace("cdnow", "cdnow_behaviour"), quick=quick)
 cfg["features"]["segment"] = "behaviour"
 cfg["purchase"]["compare_pooling"] = False
+cfg["purchase"]["target_accept"] = None  # 3 segments: the sampler's few-segment default (0.99) instead of the cohorts' 0.9
 by_behaviour = Study(cfg, root=ROOT, progress=False)
 purchase = by_behaviour.purchase()
 display(purchase.summary[purchase.summary["segment"] != ""].pivot(index="segment", columns="parameter",
