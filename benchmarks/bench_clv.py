@@ -86,6 +86,49 @@ def prepare(n_customers: int, n_draws: int, seed: int = 0) -> tuple[Path, Path]:
     return rfm_path, post_path
 
 
+# ---- the measured calls (shared with bench_scale.py) -------------------------------------------
+def time_clvlab_clv(rfm, bg, gg, segment: list[str]) -> dict:
+    """clvlab's posterior CLV (12 monthly periods, 1% discount, per-customer summaries and the
+    totals by ``segment``), timed; ``bg`` / ``gg``: anything :func:`clvlab.clv.param_draws` takes."""
+    from clvlab import clv
+
+    rss0, cpu0, load0 = _peak_rss_gb(), _cpu_s(), os.getloadavg()[0]
+    t0 = time.perf_counter()
+    res = clv.customer_lifetime_value(bg, gg, rfm, horizon=12, period="M", discount_rate=0.01,
+                                      time_unit="W", segment=segment, threshold=100.0, progress=False)  # fmt: skip
+    secs = time.perf_counter() - t0
+    tot = res.summary("all")
+    return dict(seconds=secs, cpu_s=_cpu_s() - cpu0, loadavg_1min_before=load0, peak_rss_gb=_peak_rss_gb(),
+                rss_before_gb=rss0, n_customers=len(rfm), n_draws=res.settings.n_draws, total_clv_mean=float(tot["total_mean"].iloc[0]),
+                mean_clv_per_customer=float(res.customers["clv_mean"].mean()))  # fmt: skip
+
+
+def time_pymc_marketing_clv(rfm, bg_post, gg_post) -> dict:
+    """pymc-marketing's ``GammaGammaModel.expected_customer_lifetime_value`` on the same problem,
+    timed: ``bg_post`` holds r, alpha, a, b and ``gg_post`` p, q, gamma on (chain, draw) (pooled:
+    pymc-marketing has no segments)."""
+    import numpy as np
+    import xarray as xr
+    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
+
+    data = rfm[["customer_id", "frequency", "recency", "T", "monetary_value"]].copy()
+    bgm = BetaGeoModel()
+    bgm.build_model(data[["customer_id", "frequency", "recency", "T"]])
+    bgm.fit_result = xr.DataTree.from_dict({"posterior": bg_post[["r", "alpha", "a", "b"]]})
+    rep = data[data["frequency"] > 0]
+    ggm = GammaGammaModel()
+    ggm.build_model(rep[["customer_id", "frequency", "monetary_value"]])
+    ggm.fit_result = xr.DataTree.from_dict({"posterior": gg_post[["p", "q", "gamma"]].rename(gamma="v")})
+    rss0, cpu0, load0 = _peak_rss_gb(), _cpu_s(), os.getloadavg()[0]
+    t0 = time.perf_counter()
+    out = ggm.expected_customer_lifetime_value(bgm, data, future_t=12, discount_rate=0.01, time_unit="W")
+    val = np.asarray(out.mean(("chain", "draw")).values)
+    secs = time.perf_counter() - t0
+    return dict(seconds=secs, cpu_s=_cpu_s() - cpu0, loadavg_1min_before=load0, peak_rss_gb=_peak_rss_gb(),
+                rss_before_gb=rss0, n_customers=len(rfm), n_draws=int(bg_post.sizes["chain"] * bg_post.sizes["draw"]),
+                mean_clv_per_customer=float(val.mean()))  # fmt: skip
+
+
 # ---- workers (run in subprocesses) -----------------------------------------------------------
 def worker_ours(rfm_path: str, post_path: str, n: int, pooled: bool) -> dict:
     import pandas as pd
@@ -102,40 +145,16 @@ def worker_ours(rfm_path: str, post_path: str, n: int, pooled: bool) -> dict:
     else:
         bg = clv.param_draws(post, clv.BGNBD_PARAMS, segment=SEGMENT_COL)
         gg = clv.param_draws(post, clv.GG_PARAMS, segment=SEGMENT_COL)
-    rss0, cpu0, load0 = _peak_rss_gb(), _cpu_s(), os.getloadavg()[0]
-    t0 = time.perf_counter()
-    res = clv.customer_lifetime_value(bg, gg, rfm, horizon=12, period="M", discount_rate=0.01,
-                                      time_unit="W", segment=[SEGMENT_COL], threshold=100.0, progress=False)  # fmt: skip
-    secs = time.perf_counter() - t0
-    tot = res.summary("all")
-    return dict(seconds=secs, cpu_s=_cpu_s() - cpu0, loadavg_1min_before=load0, peak_rss_gb=_peak_rss_gb(),
-                rss_before_gb=rss0, n_customers=len(rfm), n_draws=res.settings.n_draws, total_clv_mean=float(tot["total_mean"].iloc[0]),
-                mean_clv_per_customer=float(res.customers["clv_mean"].mean()))  # fmt: skip
+    return time_clvlab_clv(rfm, bg, gg, [SEGMENT_COL])
 
 
 def worker_pymc_marketing(rfm_path: str, post_path: str, n: int) -> dict:
-    import numpy as np
     import pandas as pd
     import xarray as xr
-    from pymc_marketing.clv import BetaGeoModel, GammaGammaModel
 
     rfm = pd.read_parquet(rfm_path).iloc[:n]
     post = xr.load_dataset(post_path, engine="h5netcdf").isel(segment=0, drop=True)
-    data = rfm[["customer_id", "frequency", "recency", "T", "monetary_value"]].copy()
-    bgm = BetaGeoModel()
-    bgm.build_model(data[["customer_id", "frequency", "recency", "T"]])
-    bgm.fit_result = xr.DataTree.from_dict({"posterior": post[["r", "alpha", "a", "b"]]})
-    rep = data[data["frequency"] > 0]
-    ggm = GammaGammaModel()
-    ggm.build_model(rep[["customer_id", "frequency", "monetary_value"]])
-    ggm.fit_result = xr.DataTree.from_dict({"posterior": post[["p", "q", "gamma"]].rename(gamma="v")})
-    rss0, cpu0, load0 = _peak_rss_gb(), _cpu_s(), os.getloadavg()[0]
-    t0 = time.perf_counter()
-    out = ggm.expected_customer_lifetime_value(bgm, data, future_t=12, discount_rate=0.01, time_unit="W")
-    val = np.asarray(out.mean(("chain", "draw")).values)
-    secs = time.perf_counter() - t0
-    return dict(seconds=secs, cpu_s=_cpu_s() - cpu0, loadavg_1min_before=load0, peak_rss_gb=_peak_rss_gb(),
-                rss_before_gb=rss0, n_customers=len(rfm), mean_clv_per_customer=float(val.mean()))  # fmt: skip
+    return time_pymc_marketing_clv(rfm, post, post)
 
 
 def _run_worker(kind: str, rfm: Path, post: Path, n: int, *, limit_gb: float | None, timeout_s: float,

@@ -11,10 +11,16 @@ finished within the budget, never left out):
 - clvlab: hierarchical BG/NBD partially pooled by segment, NUTS (nutpie) 4 x 1000; the pooled
   BG/NBD, NUTS 4 x 1000 (the like-for-like row for pymc-marketing); its MAP (partial); the
   Gamma-Gamma partially pooled by segment, NUTS 4 x 1000 on the repeat buyers;
-  ``--numpyro`` adds the partial BG/NBD on numpyro (JAX, CPU here; ``--device gpu`` on a GPU).
+  the partial BG/NBD on numpyro (JAX: on the CPU, one host device per chain; ``--device gpu`` on
+  a GPU machine), stopped after ``--numpyro-budget-s``.
 - pymc-marketing ``BetaGeoModel`` on the pooled data (it has no segment hierarchy) with its
   fastest sampler (``nuts_sampler="nutpie"``), the same 4 x 1000 after 1000 warm-up, and its MAP;
-- lifetimes ``BetaGeoFitter`` (MLE) on the pooled data.
+- lifetimes ``BetaGeoFitter`` (MLE) on the pooled data;
+- posterior CLV of every customer (12 monthly periods, 1% discount, all 4 x 1000 draws) on the
+  posteriors the fits saved: clvlab on the partial fits (BG/NBD and Gamma-Gamma by segment) and on
+  the pooled ones (``clvlab_gg_pooled`` is the pooled spend fit), and pymc-marketing's
+  ``expected_customer_lifetime_value`` on the same pooled draws, its address space capped at
+  ``--mm-limit-gb`` (it builds dense chain x draw x customer arrays).
 
 ESS/s is the smallest bulk ESS of (r, alpha, a, b) over the whole wall time (compile included).
 benchmarks/results_md.py renders the table into benchmarks/RESULTS.md.
@@ -41,12 +47,31 @@ DATA = HERE / "data"
 RESULTS = HERE / "results" / "scale.json"
 PARAMS = ("r", "alpha", "a", "b")
 SEGMENTS = 20
-TASKS = ("clvlab_nuts_partial", "clvlab_nuts_pooled", "clvlab_map_partial", "clvlab_gg_partial",
-         "clvlab_numpyro_partial", "pymc_marketing_nutpie", "pymc_marketing_map", "lifetimes_mle")
+TASKS = ("clvlab_nuts_partial", "clvlab_nuts_pooled", "clvlab_map_partial", "clvlab_gg_partial", "clvlab_gg_pooled",
+         "pymc_marketing_nutpie", "pymc_marketing_map", "lifetimes_mle", "clvlab_clv_partial", "clvlab_clv_pooled",
+         "pymc_marketing_clv", "clvlab_numpyro_partial")
+# posterior CLV runs on the posteriors the fits above saved (clvlab's for both libraries: the cost of
+# evaluating CLV does not depend on which sampler drew them): task -> (purchase fit, spend fit)
+CLV_INPUTS = {"clvlab_clv_partial": ("clvlab_nuts_partial", "clvlab_gg_partial"),
+              "clvlab_clv_pooled": ("clvlab_nuts_pooled", "clvlab_gg_pooled"),
+              "pymc_marketing_clv": ("clvlab_nuts_pooled", "clvlab_gg_pooled")}
 
 
 def rfm_path(n: int) -> Path:
     return DATA / f"scale_rfm_{n}.parquet"
+
+
+def posterior_path(rfm: str | Path, task: str) -> Path:
+    """Where fit ``task`` on the RFM table ``rfm`` keeps its posterior for the CLV tasks."""
+    rfm = Path(rfm)
+    return rfm.with_name(f"{rfm.stem.replace('scale_rfm', 'scale_post')}_{task}.nc")
+
+
+def _save_posterior(m: Any, rfm: str | Path, task: str, names: tuple[str, ...]) -> None:
+    from clvlab.io import atomic_path
+
+    with atomic_path(posterior_path(rfm, task)) as tmp:
+        m.posterior_[list(names)].to_netcdf(tmp, engine="h5netcdf")
 
 
 def prepare(n: int, seed: int = 0) -> Path:
@@ -81,11 +106,31 @@ def _min_ess(idata: Any, names: tuple[str, ...]) -> float:
 
 
 # ---- one measured task, in its own process ---------------------------------------------------
+def clv_worker(task: str, rfm: Any, path: str) -> dict[str, Any]:
+    """Posterior CLV of every customer (12 monthly periods, 1% discount) on the saved posteriors;
+    pymc-marketing on the pooled ones (it has no segments)."""
+    import xarray as xr
+    from bench_clv import time_clvlab_clv, time_pymc_marketing_clv
+
+    bg, gg = (xr.load_dataset(posterior_path(path, fit), engine="h5netcdf") for fit in CLV_INPUTS[task])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if task == "pymc_marketing_clv":
+            bg, gg = (d.squeeze("segment", drop=True) if "segment" in d.dims else d for d in (bg, gg))  # pooled: one
+            out = time_pymc_marketing_clv(rfm, bg, gg)
+        else:
+            out = time_clvlab_clv(rfm, bg, gg, ["segment"] if task == "clvlab_clv_partial" else [])
+    out["wall_s"] = out.pop("seconds")
+    return out
+
+
 def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[str, Any]:
     import pandas as pd
 
     rfm = pd.read_parquet(path)
     rfm.attrs["time_unit"] = "W"
+    if task in CLV_INPUTS:
+        return clv_worker(task, rfm, path)
     pooled = rfm[["customer_id", "frequency", "recency", "T"]]
     # imports before the clock: wall time is the fit's, not the libraries' start-up
     from lifetimes import BetaGeoFitter
@@ -99,10 +144,11 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if task.startswith("clvlab_"):
-            if task == "clvlab_gg_partial":
+            if task in ("clvlab_gg_partial", "clvlab_gg_pooled"):
                 rep = rfm[(rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)]
-                m = GammaGamma(pooling="partial", segment="segment").fit(rep, chains=chains, draws=draws, seed=1,
-                                                                         progressbar=False)  # fmt: skip
+                est = (GammaGamma(pooling="partial", segment="segment") if task == "clvlab_gg_partial"
+                       else GammaGamma(pooling="pooled"))  # fmt: skip
+                m = est.fit(rep, chains=chains, draws=draws, seed=1, progressbar=False)
                 out.update(n_repeaters=len(rep), n_patterns=getattr(m, "n_patterns_", None),
                            centered={k: len(v) for k, v in m.centered_.items()}, compile_s=m.fit_info_.get("compile_s"),
                            centering_s=m.fit_info_.get("centering_s"))  # fmt: skip
@@ -128,6 +174,8 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                 d = m.diagnostics_  # clvlab's own diagnostics table, as in the other benchmarks
                 out.update(min_ess_bulk=float(d.loc[d["parameter"].isin(names), "ess_bulk"].min()), max_r_hat=c["max_r_hat"],
                            divergences=c["divergences"])  # fmt: skip
+            if any(task in fits for fits in CLV_INPUTS.values()):
+                _save_posterior(m, path, task, names)
         elif task.startswith("pymc_marketing_"):
             model = BetaGeoModel()
             if task == "pymc_marketing_map":
@@ -150,15 +198,31 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
     return out
 
 
-def run_task(task: str, path: Path, chains: int, draws: int, budget_s: float, device: str) -> dict[str, Any]:
+def run_task(task: str, path: Path, chains: int, draws: int, budget_s: float, device: str,
+             limit_gb: float | None = None) -> dict[str, Any]:
+    """Run one task in a fresh process, stopped after ``budget_s``; ``limit_gb`` caps its address
+    space (RLIMIT_AS), so a run that would exhaust the machine's memory fails as out of memory."""
     cmd = [sys.executable, __file__, "--worker", task, str(path), str(chains), str(draws), device]
+
+    def cap() -> None:
+        if limit_gb:
+            resource.setrlimit(resource.RLIMIT_AS, (int(limit_gb * 1024**3),) * 2)
+
+    env = dict(os.environ)
+    if task == "clvlab_numpyro_partial" and device == "cpu":
+        # numpyro's documented CPU set-up: one JAX host device per chain, so chains run in parallel
+        # (with one device they run one after another)
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={chains}".strip()
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s, preexec_fn=cap, env=env)
     except subprocess.TimeoutExpired:
         return {"finished": False, "reason": f"did not finish within the {budget_s:.0f} s budget"}
     if proc.returncode != 0:
-        return {"finished": False, "reason": f"exit {proc.returncode}", "stderr_tail": proc.stderr[-1500:]}
+        tail = proc.stderr[-1500:]
+        oom = any(s in tail for s in ("MemoryError", "Unable to allocate", "ArrayMemoryError", "std::bad_alloc"))
+        reason = f"out of memory (address space capped at {limit_gb:g} GB)" if oom and limit_gb else f"exit {proc.returncode}"
+        return {"finished": False, "reason": reason, "stderr_tail": tail}
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res.update(finished=True, process_wall_s=time.perf_counter() - t0)
     return res
@@ -167,11 +231,14 @@ def run_task(task: str, path: Path, chains: int, draws: int, budget_s: float, de
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--tasks", nargs="+", default=[t for t in TASKS if t != "clvlab_numpyro_partial"], choices=TASKS)
-    ap.add_argument("--numpyro", action="store_true", help="add the partial BG/NBD on numpyro (JAX)")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="numpyro's JAX device")
     ap.add_argument("--budget-s", type=float, default=900.0, help="wall-clock budget of one baseline run")
+    ap.add_argument("--numpyro-budget-s", type=float, default=900.0,
+                    help="wall-clock budget of a numpyro run (on CPU it is the slow path: JAX's CPU kernels)")
     ap.add_argument("--clvlab-budget-s", type=float, default=4 * 3600.0, help="wall-clock budget of a clvlab run")
+    ap.add_argument("--mm-limit-gb", type=float, default=20.0,
+                    help="address-space cap of pymc-marketing's posterior CLV run (it builds dense draw x customer arrays)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=RESULTS, help="results file (RESULTS.md is rendered from the default)")
@@ -185,14 +252,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from clvlab.io import write_json
     from clvlab.versions import package_versions
 
-    tasks = list(args.tasks) + (["clvlab_numpyro_partial"] if args.numpyro else [])
+    tasks = list(args.tasks)
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["environment"] = dict(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
                                   versions=package_versions(), loadavg_1min_before=os.getloadavg()[0])  # fmt: skip
     results["settings"] = dict(chains=args.chains, draws=args.draws, budget_s=args.budget_s, segments=SEGMENTS,
-                               clvlab_budget_s=args.clvlab_budget_s, device=args.device)  # fmt: skip
+                               clvlab_budget_s=args.clvlab_budget_s, device=args.device, mm_limit_gb=args.mm_limit_gb,
+                               numpyro_budget_s=args.numpyro_budget_s)  # fmt: skip
     sizes = results.setdefault("sizes", {})
-    for n in args.sizes:
+    saves = {f for fits in CLV_INPUTS.values() for f in fits}
+    gave_up: dict[str, str] = {}  # task -> why it stopped at a smaller size (a larger one is not started)
+    for n in sorted(args.sizes):
         t0 = time.perf_counter()
         path = prepare(n)
         row = sizes.setdefault(str(n), {})
@@ -200,8 +270,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for task in tasks:
             # clvlab's own runs get a long budget of their own: a missed target is a number, not a timeout
             budget = args.budget_s if not task.startswith("clvlab_") else args.clvlab_budget_s
-            res = run_task(task, path, args.chains, args.draws, budget, args.device)
+            if task == "clvlab_numpyro_partial":
+                budget = args.numpyro_budget_s
+            if task in saves:  # a CLV task reads this run's posterior, never an older one
+                posterior_path(path, task).unlink(missing_ok=True)
+            missing = [f for f in CLV_INPUTS.get(task, ()) if not posterior_path(path, f).exists()]
+            if task in gave_up:
+                res = {"finished": False, "reason": f"not started: {gave_up[task]}"}
+            elif missing:
+                res = {"finished": False, "reason": f"needs the posterior of {' and '.join(missing)} (run it first)"}
+            else:
+                limit = args.mm_limit_gb if task == "pymc_marketing_clv" else None
+                res = run_task(task, path, args.chains, args.draws, budget, args.device, limit_gb=limit)
             row[task] = res
+            if not res["finished"] and task not in gave_up and ("budget" in res["reason"] or "memory" in res["reason"]):
+                gave_up[task] = f"{res['reason']} at {n:,} customers"
             shown = (f"{res['wall_s']:.1f} s" + (f", ESS/s {res['ess_per_s']:.2f}" if "ess_per_s" in res else "")
                      if res["finished"] else res["reason"])  # fmt: skip
             print(f"{n:>9,} {task:<26} {shown}", flush=True)

@@ -65,19 +65,36 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
             _ratio(pooled, pm), _s(row.get("clvlab_map_partial")), _s(row.get("pymc_marketing_map")),
             _s(row.get("lifetimes_mle")), _s(row.get("clvlab_gg_partial")), _s(part, "peak_rss_gb", "{:.2f} GB"),
         ]) + " |")  # fmt: skip
-    numpyro = {n: r["clvlab_numpyro_partial"] for n, r in scale["sizes"].items() if "clvlab_numpyro_partial" in r}
-    if numpyro:
-        lines += ["", "numpyro (JAX) partial NUTS: " + "; ".join(
-            f"{int(n):,}: {_s(r)}, ESS/s {_s(r, 'ess_per_s', '{:,.1f}')} on {r.get('device', '?')}"
-            for n, r in sorted(numpyro.items(), key=lambda kv: int(kv[0])))]  # fmt: skip
-    else:
-        lines += ["", "numpyro / GPU rows: not measured in this run (`--numpyro`, `--device gpu` on a GPU machine)."]
+    lines += _numpyro_lines(scale)
     lines += _spend_lines(scale)
+    lines += _clv_lines(scale)
     part_1m = scale["sizes"].get("1000000", {}).get("clvlab_nuts_partial")
     if part_1m and part_1m.get("finished"):
         lines += ["", f"Target: 1M customers NUTS 4 x 1000 under 5 min on 2 cores: {part_1m['wall_s']:.0f} s "
                       f"({'met' if part_1m['wall_s'] < 300 else 'not met'})."]  # fmt: skip
     return lines + [""]
+
+
+def _numpyro_lines(scale: dict[str, Any]) -> list[str]:
+    """The partial BG/NBD on numpyro (JAX) next to nutpie, with the device named; GPU rows when measured."""
+    rows = {n: r for n, r in scale["sizes"].items() if "clvlab_numpyro_partial" in r}
+    if not rows:
+        return ["", "numpyro rows: not measured in this run (`--tasks clvlab_numpyro_partial`; `--device gpu` on a GPU machine)."]
+    st = scale["settings"]
+    lines = ["", f"The partial BG/NBD on numpyro (JAX), the same model and {st['chains']} x {st['draws']} after "
+                 f"numpyro's 1000 warm-up draws; on CPU one JAX host device per chain (`XLA_FLAGS=--xla_force_host_platform_device_count`), "
+                 f"so the chains run in parallel; a run is stopped after {st.get('numpyro_budget_s', 900):.0f} s.",
+             "", "| customers | device | numpyro wall | ESS/s | leapfrog steps per draw | nutpie wall | ESS/s | "
+                 "nutpie's ESS/s over numpyro's |", "|" + "---|" * 8]  # fmt: skip
+    for n, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        r, nut = row["clvlab_numpyro_partial"], row.get("clvlab_nuts_partial")
+        lines.append("| " + " | ".join([
+            f"{int(n):,}", r.get("device") or st.get("device", "?"), _s(r), _s(r, "ess_per_s", "{:,.1f}"),
+            _s(r, "steps_per_draw", "{:.1f}"), _s(nut), _s(nut, "ess_per_s", "{:,.1f}"), _ratio(nut, r),
+        ]) + " |")  # fmt: skip
+    if not any("gpu" in str(r["clvlab_numpyro_partial"].get("device", "")) for r in rows.values()):
+        lines += ["", "GPU rows: no GPU machine was at hand for this run (`bench_scale.py --device gpu` on one adds them)."]
+    return lines
 
 
 def _spend_lines(scale: dict[str, Any]) -> list[str]:
@@ -89,14 +106,45 @@ def _spend_lines(scale: dict[str, Any]) -> list[str]:
                  "spend pattern). Centred: segments of 20 sampled centred per parameter, chosen by the pilot "
                  "(`models/centering.py`).", "",
              "| customers | repeaters | wall | ESS/s | leapfrog steps per draw | centred (p, q-1, mean spend) | "
-             "mass matrix | max R-hat | divergences |", "|" + "---|" * 9]  # fmt: skip
+             "mass matrix | max R-hat | divergences | pooled: wall | pooled: ESS/s |", "|" + "---|" * 11]  # fmt: skip
     for n, r in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        pooled = scale["sizes"][n].get("clvlab_gg_pooled")
         c = r.get("centered")
         centred = ", ".join(str(c.get(k, 0)) for k in ("p", "q_minus_1", "mean_spend")) if c is not None else "—"
         lines.append("| " + " | ".join([
             f"{int(n):,}", _s(r, "n_repeaters", "{:,}"), _s(r), _s(r, "ess_per_s", "{:,.1f}"),
             _s(r, "steps_per_draw", "{:.1f}"), centred if r.get("finished") else "—",
             _s(r, "nutpie_adaptation", "{}"), _s(r, "max_r_hat", "{:.3f}"), _s(r, "divergences", "{}"),
+            _s(pooled), _s(pooled, "ess_per_s", "{:,.1f}"),
+        ]) + " |")  # fmt: skip
+    return lines
+
+
+def _clv_lines(scale: dict[str, Any]) -> list[str]:
+    """Posterior CLV at each size: clvlab partial and pooled, pymc-marketing on the same pooled draws."""
+    keys = ("clvlab_clv_partial", "clvlab_clv_pooled", "pymc_marketing_clv")
+    rows = {n: r for n, r in scale["sizes"].items() if any(k in r for k in keys)}
+    if not rows:
+        return ["", "Posterior CLV at each size: not measured in this run."]
+    limit = scale["settings"].get("mm_limit_gb")
+    lines = ["", "Posterior CLV of every customer (12 monthly periods, 1% discount, every posterior draw, "
+                 "per-customer mean, sd, HDI and P(CLV > $100)) on the posteriors of the fits above; pymc-marketing's "
+                 "`expected_customer_lifetime_value` gets clvlab's pooled BG/NBD and Gamma-Gamma draws (it has no "
+                 f"segments), its address space capped at {limit:g} GB. Mean CLV: the mean over customers of "
+                 "each one's posterior mean, the check that both evaluate the same thing.", "",
+             "| customers | draws | clvlab partial (20 segments) | peak RSS | clvlab pooled | peak RSS | "
+             "pymc-marketing (pooled) | peak RSS | speed ratio (pooled) | mean CLV: clvlab / pymc-marketing |",
+             "|" + "---|" * 10]  # fmt: skip
+    for n, row in sorted(rows.items(), key=lambda kv: int(kv[0])):
+        part, pooled, pm = (row.get(k) for k in keys)
+        agree = "—"
+        if pooled and pm and pooled.get("finished") and pm.get("finished"):
+            agree = f"${pooled['mean_clv_per_customer']:,.2f} / ${pm['mean_clv_per_customer']:,.2f}"
+        draws = next((r["n_draws"] for r in (part, pooled, pm) if r and r.get("n_draws")), None)
+        lines.append("| " + " | ".join([
+            f"{int(n):,}", f"{draws:,}" if draws else "—", _s(part), _s(part, "peak_rss_gb", "{:.2f} GB"),
+            _s(pooled), _s(pooled, "peak_rss_gb", "{:.2f} GB"), _s(pm), _s(pm, "peak_rss_gb", "{:.2f} GB"),
+            _ratio(pm, pooled, "wall_s"), agree,
         ]) + " |")  # fmt: skip
     return lines
 
