@@ -209,6 +209,17 @@ def test_cac_ratio_ranking(segmented) -> None:
     assert tab.set_index("channel").loc["email", "ratio_mean"] == pytest.approx(float(means.sel(channel="email")) / 5)
     with pytest.raises(ClvlabInputError, match="no CAC for channel 'social'"):
         clv.cac_ratio(res, {"email": 5.0, "search": 50.0})
+    # the residual ratio reads CAC tables as the new-customer analyses do (clvlab.clv.cac): every
+    # problem at once, a table form; a channel priced but with no customers left is not an error here
+    with pytest.raises(ClvlabInputError) as err:
+        clv.cac_ratio(res, {"email": -1.0, "search": "n/a"})
+    assert sorted(err.value.problems) == ["CAC of channel 'email' is -1.0: expected a number > 0",
+                                          "CAC of channel 'search' is 'n/a': expected a number > 0",
+                                          "no CAC for channel 'social'"]
+    table = pd.DataFrame({"channel": ["email", "search", "social", "tv"], "cac": [5.0, 50.0, 1000.0, 9.0]})
+    assert clv.cac_ratio(res, table, segment="channel")["ratio_mean"].tolist() == tab["ratio_mean"].tolist()
+    with pytest.raises(ClvlabInputError, match="a CAC table needs columns 'channel' and 'cac'"):
+        clv.cac_ratio(res, table.rename(columns={"cac": "cost"}), segment="channel")
 
 
 def test_sensitivity_and_retention_whatif(segmented) -> None:

@@ -166,6 +166,10 @@ def test_bad_columns_reported_together():
     assert "'region': all values are NaN" in text
     assert "lapse_after=0" in text
     assert len(err.value.problems) == 3
+    with pytest.raises(ClvlabInputError) as err:
+        lapse_table(FIVE, CUTOFF, lapse_after=0, cohort_freq="fortnight")
+    assert err.value.problems == ["cohort_freq='fortnight': expected one of ['D', 'W', 'M', 'Q', 'Y']",
+                                  "lapse_after=0: expected a finite number of W units > 0"], err.value.problems
 
 
 def test_segment_missing_on_first_purchase_is_reported():

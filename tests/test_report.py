@@ -519,3 +519,23 @@ def test_every_figure_has_labelled_axes():
             assert _no_overlap(ax.get_yticklabels()), name
             if ax.get_label() != "<colorbar>" and ax.yaxis.get_label_position() == "left":
                 assert ax.spines["top"].get_visible() is False, name
+
+
+def test_independence_table_for_people():
+    from clvlab.models.gamma_gamma import independence_check
+    from clvlab.run_report import independence_table
+
+    rng = np.random.default_rng(3)
+    rfm = pd.DataFrame({"frequency": rng.integers(0, 6, 400), "monetary_value": rng.gamma(2.0, 10.0, 400),
+                        "cohort": rng.choice(["A", "B", "C"], 400)})  # fmt: skip
+    check = independence_check(rfm, "cohort")
+    tab = independence_table(check, "cohort")
+    assert list(tab.columns) == ["cohort", "repeat customers", "Pearson r", "95% CI", "Spearman \u03c1"]
+    assert tab["repeat customers"].tolist() == check["n"].tolist()
+    row = check.iloc[0]
+    want = f"{row['pearson_r']:+.2f}".replace("-", "\u2212")
+    assert tab["Pearson r"].iloc[0] == want
+    assert re.fullmatch(r"[+\u2212]\d\.\d\d \u2013 [+\u2212]\d\.\d\d", tab["95% CI"].iloc[0])
+    # a segment too small for a correlation shows a dash, not "nan"
+    tiny = independence_table(independence_check(rfm.iloc[:3].assign(frequency=1), "cohort"), "cohort")
+    assert (tiny["Pearson r"] == "–").all() and (tiny["95% CI"] == "–").all()

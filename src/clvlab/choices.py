@@ -13,6 +13,17 @@ TIME_UNITS: tuple[str, ...] = ("D", "W", "M")
 """Units of time for the data (recency, T) and for CLV periods."""
 COHORT_FREQS: tuple[str, ...] = ("D", "W", "M", "Q", "Y")
 """Calendar periods of acquisition cohorts (days, weeks, months, quarters, years)."""
+UNIT_NAMES: dict[str, str] = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
+"""How tables, figures and messages name a unit of time (or a calendar period); see :func:`unit_name`."""
+
+
+def unit_name(unit: str, plural: bool = False) -> str:
+    """A unit of time in words: ``unit_name("W") == "week"``, ``unit_name("W", plural=True) == "weeks"``;
+    a code it does not know is returned as given."""
+    name = UNIT_NAMES.get(str(unit))
+    return str(unit) if name is None else name + ("s" if plural else "")
+
+
 ALL_SEGMENTS = "all"
 """The label of the whole customer base: the one segment of a model without a segment column,
 and the "all customers" row of every per-segment table."""

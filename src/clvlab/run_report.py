@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN
+from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, unit_name
 from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
 from .report import Badge, Headline, Report, describe_table, format_compact, format_number
 from .comparison import MODEL_LABELS, headline_labels
@@ -31,7 +31,6 @@ RHAT_FAIL = 1.05
 DIVERGENCE_FAIL_SHARE = 0.01
 """Divergent transitions above this share of the draws fail the badge (any warns)."""
 
-UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
 BEHAVIOUR_SECTION = "Behavioural segments"
 
 
@@ -117,8 +116,8 @@ def headline_cards(results: StudyResults) -> list[Headline]:
     total CLV, best and worst segment by CLV per customer, churn AUC — with intervals."""
     cfg, h = results.config, headline_numbers(results)
     pct = round(100 * cfg.clv.hdi_prob)
-    unit = UNIT_NAMES[cfg.features.time_unit]
-    period = f"{cfg.clv.horizon} {UNIT_NAMES[cfg.clv.period]}"
+    unit = unit_name(cfg.features.time_unit, plural=True)
+    period = f"{cfg.clv.horizon} {unit_name(cfg.clv.period, plural=True)}"
     err = h["holdout_predicted"] / h["holdout_actual"] - 1 if h["holdout_actual"] else float("nan")
     cards = [
         Headline("Customers", format_number(h["customers"]),
@@ -129,7 +128,7 @@ def headline_cards(results: StudyResults) -> list[Headline]:
                  detail=f"actual {format_number(h['holdout_actual'])} ({err:+.1%})"),
         Headline(f"Total CLV, next {period}", format_compact(h["clv_total"], "$"),
                  interval=f"{pct}% HDI {format_compact(h['clv_low'], '$')} – {format_compact(h['clv_high'], '$')}",
-                 detail=f"margin {cfg.clv.margin:.0%}, discount {cfg.clv.discount_rate:.1%} a {UNIT_NAMES[cfg.clv.period][:-1]}"),
+                 detail=f"margin {cfg.clv.margin:.0%}, discount {cfg.clv.discount_rate:.1%} a {unit_name(cfg.clv.period)}"),
     ]  # fmt: skip
     seg = cfg.features.segment
     for key, label in (("best_segment", "Best"), ("worst_segment", "Worst")):
@@ -189,6 +188,22 @@ def clv_table(summary: pd.DataFrame, segment: str, prob: float) -> pd.DataFrame:
         f"per customer, {pct}": span(summary["mean_hdi_low"], summary["mean_hdi_high"]),
     })  # fmt: skip
     return out if segment != ALL_SEGMENTS else out.drop(columns=segment)
+
+
+def independence_table(check: pd.DataFrame, segment: str) -> pd.DataFrame:
+    """:func:`clvlab.models.gamma_gamma.independence_check` for people: correlations to two
+    decimals with the Pearson interval as "low – high" (the run folder keeps every column)."""
+
+    def r2(v: float) -> str:
+        return f"{v:+.2f}".replace("-", "\u2212") if pd.notna(v) else "–"
+
+    return pd.DataFrame({
+        segment: check["segment"].astype(str), "repeat customers": check["n"],
+        "Pearson r": [r2(v) for v in check["pearson_r"]],
+        "95% CI": [f"{r2(a)} – {r2(b)}" if pd.notna(a) else "–" for a, b in zip(check["ci_low"], check["ci_high"],
+                                                                                  strict=True)],
+        "Spearman \u03c1": [r2(v) for v in check["spearman_rho"]],
+    })  # fmt: skip
 
 
 def acquisition_table(table: pd.DataFrame, segment: str, prob: float, period_name: str) -> pd.DataFrame:
@@ -252,7 +267,7 @@ def _behaviour_section(rep: Report, results: StudyResults, period_name: str) -> 
 
     cfg, feat, c = results.config, results.features, results.clv
     b, seg = cfg.features.behaviour, feat.behaviour.segments
-    sec, unit = BEHAVIOUR_SECTION, UNIT_NAMES[cfg.features.time_unit]
+    sec, unit = BEHAVIOUR_SECTION, unit_name(cfg.features.time_unit, plural=True)
     chosen = seg.selection_.loc[seg.selection_["chosen"]].iloc[0]
     pooled = cfg.features.segment == BEHAVIOUR_COLUMN
     names = ", ".join(FEATURE_LABELS[name] for name in b.features)
@@ -345,7 +360,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
 
     cfg = results.config
     f, m, c_cfg = cfg.features, cfg.purchase, cfg.clv
-    unit = UNIT_NAMES[f.time_unit]
+    unit = unit_name(f.time_unit, plural=True)
     d, feat, p, s, c, ch = results.data, results.features, results.purchase, results.spend, results.clv, results.churn
     rep = Report(title=f"clvlab run: {cfg.name}", directory=study.report_dir,
                  subtitle=f"data: {cfg.data.source} ({Path(d.validation.source).name}) · "
@@ -396,14 +411,16 @@ def build_report(study: Study, results: StudyResults) -> Path:
     if len(s.excluded):
         rep.add_note(sec, f"{len(s.excluded):,} repeat customer(s) with zero mean repeat spend were left out of the "
                           f"spend-model fit (e.g. {list(s.excluded['customer_id'].head(3))}); their CLV is still computed.")
-    rep.add_table(sec, s.independence, caption="Independence assumption: correlation of frequency and mean repeat spend")
+    rep.add_table(sec, independence_table(s.independence, f.segment or "segment"),
+                  caption="Independence assumption: correlation of frequency and mean repeat spend (near 0 is what "
+                          "Gamma-Gamma assumes)")
     gsum = s.summary
     rep.add_table(sec, parameter_table(gsum, True), caption="Segment parameters: posterior mean (HDI)", index=True)
     rep.add_table(sec, parameter_table(gsum, False), caption="Population-level parameters")
     rep.add_figure(sec, pc.plot_spend_ppc(s.fit_data["monetary_value"].to_numpy(), s.spend_replicates), "gg_spend_ppc")
 
     sec = "Posterior CLV"
-    rep.add_text(sec, f"CLV over the next {c_cfg.horizon} {UNIT_NAMES[c_cfg.period]}, margin {c_cfg.margin:.0%}, "
+    rep.add_text(sec, f"CLV over the next {c_cfg.horizon} {unit_name(c_cfg.period, plural=True)}, margin {c_cfg.margin:.0%}, "
                       f"discount {c_cfg.discount_rate:.1%} a period, {c.posterior.settings.n_draws:,} posterior draws.")
     for col, table in c.by_segment.items():
         rep.add_table(sec, clv_table(table, col, c_cfg.hdi_prob),
@@ -412,7 +429,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
         if col != ALL_SEGMENTS:
             rep.add_figure(sec, pc.plot_clv_distribution(c.posterior, segment=col), f"clv_by_{col}")
     rep.add_table(sec, c.stage_tier, caption="Lifecycle stage x value tier (customers; the CRM export has one row each)", index=True)
-    period_name = UNIT_NAMES[c_cfg.period]
+    period_name = unit_name(c_cfg.period, plural=True)
     rep.add_figure(sec, pc.plot_sensitivity(c.sensitivity, horizon=f"{c_cfg.horizon} {period_name}",
                                             period=period_name[:-1], prob=c_cfg.hdi_prob), "clv_sensitivity",
                    caption="CLV under discount-rate and margin assumptions")
@@ -473,7 +490,7 @@ def _comparison_section(rep: Report, results: StudyResults) -> None:
 
     cmp, cfg = results.compare.comparison, results.config
     sec, prob = "Model comparison", cmp.hdi_prob
-    unit = UNIT_NAMES[cfg.features.time_unit]
+    unit = unit_name(cfg.features.time_unit, plural=True)
     rep.add_text(sec, cmp.verdict)
     rep.add_text(sec, "Every model is fitted on the same calibration customers and scored on the same holdout "
                       f"({results.purchase.holdout_duration:g} {unit}). MLE rows are flat-prior pooled MAP fits "

@@ -16,6 +16,8 @@ Modules, one concern each:
     the chunked engine :func:`customer_lifetime_value`.
 ``clvlab.clv.result``
     its result :class:`PosteriorCLV` and :class:`CLVSettings`.
+``clvlab.clv.cac``
+    acquisition costs per channel, read and checked once for every CLV/CAC analysis.
 ``clvlab.clv.analyses``
     CLV/CAC of the existing base's residual value, sensitivity, retention what-if, lifecycle stage.
 ``clvlab.clv.acquisition``

@@ -25,7 +25,6 @@ first order's margin covers it; beyond the horizon: never, counted as such).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ import xarray as xr
 from ..choices import MODEL_LABELS
 from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
+from .cac import CAC, cac_by_segment
 from .draws import GG_PARAMS, ParamDraws, param_draws
 from .engine import _check_settings, _resolve_time_unit
 from .families import family_of
@@ -43,7 +43,6 @@ from .math import _unit_days, clv_period_length, discount_factors
 
 __all__ = ["AcquisitionSettings", "NewCustomerValue", "clv_cac", "clv_cac_draws", "new_customer_value", "payback_periods"]
 
-CAC = Mapping[str, float] | pd.Series | pd.DataFrame
 BOOTSTRAP_CHUNK = 4_000_000
 """Draws x customers of one Bayesian-bootstrap block (memory stays bounded for large segments)."""
 
@@ -282,27 +281,6 @@ def new_customer_value(
     )  # fmt: skip
 
 
-def _cac_series(cac: CAC, segment: str, segments: list[str]) -> pd.Series:
-    """CAC per segment label, checked: every segment priced, every price > 0, no price without customers."""
-    if isinstance(cac, pd.DataFrame):
-        if segment not in cac.columns or "cac" not in cac.columns:
-            raise ClvlabInputError(f"a CAC table needs columns {segment!r} and 'cac', got {list(cac.columns)}",
-                                   what="CAC table")  # fmt: skip
-        cac = cac.set_index(segment)["cac"]
-    cac = pd.Series(cac, dtype=object)
-    cac.index = cac.index.astype(str)
-    problems = [f"no CAC for {segment} {g!r}" for g in segments if g not in cac.index]
-    for g, v in cac.items():
-        num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-        if not (np.isfinite(num) and num > 0):
-            problems.append(f"CAC of {segment} {g!r} is {v!r}: expected a number > 0")
-        elif g not in segments:
-            problems.append(f"{segment} {g!r} has a CAC but no customers in the first orders")
-    if problems:
-        raise ClvlabInputError(problems, what="CAC table")
-    return cac.reindex(segments).astype(float)
-
-
 def payback_periods(cumulative: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """First period whose cumulative discounted margin reaches the CAC, per draw and segment.
 
@@ -338,7 +316,7 @@ def clv_cac_draws(ncv: NewCustomerValue, cac: CAC) -> xr.DataArray:
         Dims (draw, segment), named ``clv_cac``.
     """
     seg = ncv.settings.segment
-    cost = _cac_series(cac, seg, ncv.segments)
+    cost = cac_by_segment(cac, seg, ncv.segments, priced_without_customers="the first orders")
     return (ncv.value / xr.DataArray(cost.to_numpy(), dims=[seg], coords={seg: ncv.segments})).rename("clv_cac")
 
 
@@ -364,7 +342,7 @@ def clv_cac(ncv: NewCustomerValue, cac: CAC) -> pd.DataFrame:
         expected_rank; sorted by expected rank.
     """
     seg, prob = ncv.settings.segment, ncv.settings.hdi_prob
-    cost = _cac_series(cac, seg, ncv.segments).to_numpy()
+    cost = cac_by_segment(cac, seg, ncv.segments, priced_without_customers="the first orders").to_numpy()
     v = ncv.value.values / cost[None, :]  # clv_cac_draws, without checking the table twice
     payback = payback_periods(ncv.cumulative.values, cost)
     ranks = (-v).argsort(axis=1).argsort(axis=1) + 1

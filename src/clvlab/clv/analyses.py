@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import xarray as xr
 from ..choices import ALL_SEGMENTS
 from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
+from .cac import CAC, cac_by_segment
 from .draws import param_draws
 from .families import family_of
 from .engine import _resolve_time_unit, customer_lifetime_value
@@ -23,8 +24,6 @@ STAGES = ("new", "active", "at risk", "lapsed")
 """Lifecycle stages of :func:`lifecycle_stage`, in category order."""
 TIERS = ("high", "medium", "low")
 """Value tiers of :func:`lifecycle_stage`, in category order."""
-
-CAC = Mapping[str, float] | pd.Series | pd.DataFrame
 
 
 def cac_ratio_draws(result: PosteriorCLV, cac: CAC, segment: str = "channel") -> xr.DataArray:
@@ -52,17 +51,10 @@ def cac_ratio_draws(result: PosteriorCLV, cac: CAC, segment: str = "channel") ->
             f"the CLV result has no grouping {segment!r}: pass segment={segment!r} to customer_lifetime_value",
             what="argument",
         )
-    if isinstance(cac, pd.DataFrame):
-        cac = cac.set_index(segment)["cac"]
-    cac = pd.Series(cac, dtype=float)
-    cac.index = cac.index.astype(str)
     means = result.group_means(segment)
     chans = [str(c) for c in means[segment].values]
-    problems = [f"no CAC for channel {c!r}" for c in chans if c not in cac.index]
-    problems += [f"CAC of channel {c!r} is {cac[c]!r}: expected a number > 0" for c in chans if c in cac.index and not cac[c] > 0]
-    if problems:
-        raise ClvlabInputError(problems, what="CAC table")
-    cost = xr.DataArray(cac.reindex(chans).to_numpy(), dims=[segment], coords={segment: means[segment].values})
+    cac = cac_by_segment(cac, segment, chans)  # a channel with no customers in the result may be priced
+    cost = xr.DataArray(cac.to_numpy(), dims=[segment], coords={segment: means[segment].values})
     return (means / cost).transpose("draw", segment).rename("clv_cac")
 
 

@@ -30,7 +30,8 @@ import pandas as pd
 import scipy.optimize as so
 
 from ..errors import ClvlabInputError
-from .acquisition import NewCustomerValue, _cac_series
+from .acquisition import NewCustomerValue
+from .cac import CAC, cac_by_segment
 
 __all__ = ["BudgetAllocation", "allocate_budget", "customers_acquired"]
 
@@ -128,7 +129,7 @@ def _efficient(mean: np.ndarray, q: np.ndarray) -> np.ndarray:
     return keep
 
 
-def allocate_budget(ncv: NewCustomerValue, cac: Mapping[str, float] | pd.Series | pd.DataFrame, budget: float, *,
+def allocate_budget(ncv: NewCustomerValue, cac: CAC, budget: float, *,
                     saturation: Mapping[str, float] | None = None, seed: int = 0) -> BudgetAllocation:  # fmt: skip
     """The allocation of ``budget`` across channels that maximises the expected net value.
 
@@ -152,7 +153,7 @@ def allocate_budget(ncv: NewCustomerValue, cac: Mapping[str, float] | pd.Series 
     """
     seg = ncv.settings.segment
     chans = ncv.segments
-    c = _cac_series(cac, seg, chans).to_numpy()
+    c = cac_by_segment(cac, seg, chans, priced_without_customers="the first orders").to_numpy()
     problems = []
     if not (isinstance(budget, int | float | np.number) and not isinstance(budget, bool) and np.isfinite(budget)):
         problems.append(f"budget={budget!r}: expected a number")

@@ -57,8 +57,8 @@ from ..errors import ClvlabInputError
 from ..units import unit_days
 from ._sql import Source, Transactions, check_source, open_source, sql_date
 from .cohorts import days_cte, interpurchase_times
-from .dialect import DUCKDB, num
-from .periods import cohort_label_sql
+from .dialect import num
+from .periods import check_cohort_freq, cohort_label_sql
 
 EARLY_COLUMNS: tuple[str, ...] = ("first_amount", "early_frequency", "early_recency", "early_monetary")
 """Numeric covariates produced by :func:`lapse_table` (all known by ``t_0 + E``)."""
@@ -90,7 +90,7 @@ def _check_arguments(
     except ClvlabInputError as err:
         problems.extend(err.problems)
     try:
-        cohort_label_sql("d", cohort_freq, DUCKDB)  # checks the freq
+        check_cohort_freq(cohort_freq)
     except ClvlabInputError as err:
         problems.extend(err.problems)
     if not _is_positive(lapse_after):

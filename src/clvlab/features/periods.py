@@ -20,6 +20,12 @@ def _check(freq: str, allowed: tuple[str, ...], name: str) -> None:
         raise ClvlabInputError([f"{name}={freq!r}: expected one of {list(allowed)}"], what="argument")
 
 
+def check_cohort_freq(freq: str, name: str = "cohort_freq") -> None:
+    """Raise :class:`~clvlab.errors.ClvlabInputError` unless ``freq`` is one of
+    :data:`~clvlab.choices.COHORT_FREQS`; ``name`` is the argument the message names."""
+    _check(freq, COHORT_FREQS, name)
+
+
 def period_start_sql(expr: str, freq: str) -> str:
     """SQL DATE: first day of the calendar period holding ``expr``."""
     _check(freq, COHORT_FREQS, "freq")

@@ -8,9 +8,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from clvlab.choices import unit_name
 from clvlab.clv.acquisition import payback_periods
 from clvlab.plots import interval_label, segment_colors, styled
-from clvlab.plots.clv import _UNIT_NAMES
 from clvlab.stats import hdi_sorted
 
 __all__ = ["plot_budget", "plot_payback"]
@@ -48,7 +48,7 @@ def plot_payback(ncv, cac: Mapping[str, float], *, currency: str = "$") -> Figur
     period = np.arange(st.horizon + 1)
     cum = ncv.cumulative.values  # (draw, segment, period)
     top = max(float(np.quantile(cum[:, :, -1], 0.99)), max(float(cac[g]) for g in segs)) * 1.08
-    unit = _UNIT_NAMES.get(st.period, st.period)  # singular
+    unit = unit_name(st.period)  # singular
     for j, g in enumerate(segs):
         ax = axes[j]
         c = cum[:, j, :]

@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
 
-from clvlab.choices import ALL_SEGMENTS
+from clvlab.choices import ALL_SEGMENTS, unit_name
 from clvlab.plots import category_ticks, interval_label, styled
 from clvlab.stats import HDI_PROB, equal_tailed, hdi
 
@@ -25,7 +25,6 @@ __all__ = ["frequency_recency_grid", "plot_frequency_recency", "plot_repeat_purc
 
 _POOLING_COLORS = {"pooled": "#8C8C8C", "unpooled": "#C44E52", "partial": "#4C72B0"}
 _LABELS = {"expected_purchases": "E[purchases in next {t:g} {unit}]", "p_alive": "P(alive)"}
-_UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months", "Q": "quarters", "Y": "years"}
 
 
 def _unit_name(model: Any, time_unit: str | None) -> str:
@@ -35,7 +34,7 @@ def _unit_name(model: Any, time_unit: str | None) -> str:
         data = getattr(model, "data_", None)
         unit = getattr(data, "attrs", {}).get("time_unit") if data is not None else None
     unit = unit or "time units"
-    return _UNIT_NAMES.get(unit, unit)
+    return unit_name(unit, plural=True)
 
 
 def frequency_recency_grid(

@@ -16,13 +16,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from clvlab.choices import ALL_SEGMENTS
+from clvlab.choices import ALL_SEGMENTS, unit_name
 from clvlab.plots import category_ticks, interval_label, segment_colors, styled
 from clvlab.stats import HDI_PROB, hdi
 
 __all__ = ["plot_cac_ratio", "plot_clv_distribution", "plot_sensitivity", "plot_spend_ppc"]
 
-_UNIT_NAMES = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year"}
 
 
 def _segment_arg(segment: str | None, by: str | None, default: str, func: str) -> str:
@@ -65,7 +64,7 @@ def horizon_text(settings: dict[str, Any]) -> str:
     unit = settings.get("period") or settings.get("time_unit")
     if h is None:
         return ""
-    name = _UNIT_NAMES.get(str(unit), str(unit) if unit else "period")
+    name = unit_name(unit) if unit else "period"
     return f"over {h:g} {name}{'' if h == 1 else 's'}"
 
 

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from clvlab.choices import ALL_SEGMENTS
+from clvlab.choices import ALL_SEGMENTS, unit_name
 from clvlab.plots import category_ticks, interval_label, segment_colors, styled
 
 __all__ = ["plot_conditional_expectations", "plot_holdout_totals", "plot_loo", "plot_tracking"]
 
-_UNIT_NAMES = {"D": "day", "W": "week", "M": "month"}
 
 
 def _colors(labels: Sequence[str]) -> dict[str, object]:
@@ -95,7 +94,7 @@ def plot_tracking(tracking: pd.DataFrame, prob: float, *, labels: Sequence[str] 
     """
     labels = list(dict.fromkeys(tracking["label"])) if labels is None else list(labels)
     colors = _colors(labels)
-    unit = _UNIT_NAMES.get(time_unit, time_unit)
+    unit = unit_name(time_unit)
     fig = Figure(figsize=(9, 7.2))
     axes = fig.subplots(2, 1, sharex=True)
     for ax, kind in zip(axes, ("weekly", "cumulative"), strict=True):

@@ -13,10 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
-from clvlab.choices import ALL_SEGMENTS
+from clvlab.choices import ALL_SEGMENTS, unit_name
 from clvlab.plots import segment_colors, styled
-
-_UNIT_NAMES = {"D": "days", "W": "weeks", "M": "months"}
 
 
 def _subplots(figsize: tuple[float, float]):
@@ -33,7 +31,7 @@ def plot_km_by_segment(km, *, title: str | None = None, time_unit: str | None = 
     n_seg = km.survival_["segment"].nunique()
     fig, ax = _subplots((8.5 if n_seg > 6 else 8, 4.8))
     unit = time_unit or getattr(km, "time_unit_", None) or "time units"
-    unit = _UNIT_NAMES.get(unit, unit)
+    unit = unit_name(unit, plural=True)
     colors = segment_colors(n_seg)
     for i, (seg, g) in enumerate(km.survival_.groupby("segment", sort=True)):
         color = colors[i]
