@@ -87,6 +87,7 @@ cfg.update(name=cfg["name"].replace("cdnow", "cdnow_behaviour"), quick=quick)
 cfg["features"]["segment"] = "behaviour"
 cfg["purchase"]["compare_pooling"] = False
 cfg["purchase"]["target_accept"] = None  # 3 segments: the sampler's few-segment default (0.99) instead of the cohorts' 0.9
+cfg["purchase"]["draws"] = 2000  # B1 (one-off buyers only) pins its dropout parameters weakly: 4 x 1000 gave bulk ESS 307
 by_behaviour = Study(cfg, root=ROOT, progress=False)
 purchase = by_behaviour.purchase()
 display(purchase.summary[purchase.summary["segment"] != ""].pivot(index="segment", columns="parameter",
