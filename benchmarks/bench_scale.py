@@ -55,6 +55,8 @@ TASKS = ("clvlab_nuts_partial", "clvlab_nuts_pooled", "clvlab_map_partial", "clv
 CLV_INPUTS = {"clvlab_clv_partial": ("clvlab_nuts_partial", "clvlab_gg_partial"),
               "clvlab_clv_pooled": ("clvlab_nuts_pooled", "clvlab_gg_pooled"),
               "pymc_marketing_clv": ("clvlab_nuts_pooled", "clvlab_gg_pooled")}
+SAVES = {fit for fits in CLV_INPUTS.values() for fit in fits}
+"""The fits that keep their posterior for the CLV tasks."""
 
 
 def rfm_path(n: int) -> Path:
@@ -174,7 +176,7 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                 d = m.diagnostics_  # clvlab's own diagnostics table, as in the other benchmarks
                 out.update(min_ess_bulk=float(d.loc[d["parameter"].isin(names), "ess_bulk"].min()), max_r_hat=c["max_r_hat"],
                            divergences=c["divergences"])  # fmt: skip
-            if any(task in fits for fits in CLV_INPUTS.values()):
+            if task in SAVES:
                 _save_posterior(m, path, task, names)
         elif task.startswith("pymc_marketing_"):
             model = BetaGeoModel()
@@ -260,7 +262,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                clvlab_budget_s=args.clvlab_budget_s, device=args.device, mm_limit_gb=args.mm_limit_gb,
                                numpyro_budget_s=args.numpyro_budget_s)  # fmt: skip
     sizes = results.setdefault("sizes", {})
-    saves = {f for fits in CLV_INPUTS.values() for f in fits}
     gave_up: dict[str, str] = {}  # task -> why it stopped at a smaller size (a larger one is not started)
     for n in sorted(args.sizes):
         t0 = time.perf_counter()
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             budget = args.budget_s if not task.startswith("clvlab_") else args.clvlab_budget_s
             if task == "clvlab_numpyro_partial":
                 budget = args.numpyro_budget_s
-            if task in saves:  # a CLV task reads this run's posterior, never an older one
+            if task in SAVES:  # a CLV task reads this run's posterior, never an older one
                 posterior_path(path, task).unlink(missing_ok=True)
             missing = [f for f in CLV_INPUTS.get(task, ()) if not posterior_path(path, f).exists()]
             if task in gave_up:
