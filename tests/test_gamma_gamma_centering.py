@@ -15,6 +15,7 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from centering_util import assert_mass_matrix_rule, forbid_pilot
 
 from clvlab.models import gamma_gamma_math as gm
 from clvlab.models.gamma_gamma import GammaGamma
@@ -93,16 +94,11 @@ def test_auto_centres_mean_spend_of_the_large_segments_only(spend, estimates):
     # mean spend is pinned down to ~2% per large segment against a spread of 0.5 on the log scale;
     # p's standard errors (~0.2) are as large as its spread across segments: nothing to centre
     assert set(LARGE) <= set(m.centered_["mean_spend"]) and m.centered_["p"] == []
-    assert m._nutpie_adaptation() == "diag"  # a non-centred segment is left
-    m.centered_ = {k: list(m.segments_) for k in LINK_PARAMS}
-    assert m._nutpie_adaptation() == "low_rank"
+    assert_mass_matrix_rule(m, LINK_PARAMS)  # a non-centred segment is left: diag
 
 
 def test_few_segments_run_no_pilot_and_settings_are_checked(spend, monkeypatch):
-    def no_pilot(*args, **kwargs):
-        raise AssertionError("pilot run")
-
-    monkeypatch.setattr(GammaGamma, "_segment_estimates", no_pilot)
+    forbid_pilot(monkeypatch, GammaGamma)
     few = spend[spend["segment"].isin(LARGE[:3])]
     m = GammaGamma(pooling="partial", segment="segment")
     m.build_model(few)

@@ -15,6 +15,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from centering_util import assert_mass_matrix_rule, forbid_pilot
 
 from clvlab.data import SegmentParams, simulate
 from clvlab.errors import ClvlabInputError
@@ -173,17 +174,12 @@ def test_auto_centres_the_large_segments_only(rfm_many):
         assert m.centered_[k] == LARGE
     assert all("tiny" not in v for v in m.centered_.values())
     # a non-centred segment left: nutpie keeps its diagonal mass matrix; none left: low rank
-    assert m._nutpie_adaptation() == "diag"
-    m.centered_ = {k: list(m.segments_) for k in LINK_PARAMS}
-    assert m._nutpie_adaptation() == "low_rank"
+    assert_mass_matrix_rule(m, LINK_PARAMS)
 
 
 def test_no_pilot_with_few_segments(rfm, monkeypatch):
     """Three large segments and a tiny one are too few to centre (MIN_SEGMENTS_TO_CENTRE): no pilot fit."""
-    def no_pilot(*args, **kwargs):
-        raise AssertionError("pilot run")
-
-    monkeypatch.setattr(BGNBD, "_segment_estimates", no_pilot)
+    forbid_pilot(monkeypatch, BGNBD)
     m = BGNBD(pooling="partial", segment="region")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -49,12 +49,13 @@ def cac_by_segment(cac: CAC, segment: str, segments: Sequence[str], *, priced_wi
     segments = [str(g) for g in segments]
     problems = [f"no CAC for {segment} {g!r}" for g in segments if g not in cac.index]
     for g, v in cac.items():
+        if g not in segments and priced_without_customers is None:
+            continue  # allowed and unused
         num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-        if g not in segments:
-            if priced_without_customers is not None:
-                problems.append(f"{segment} {g!r} has a CAC but no customers in {priced_without_customers}")
-        elif not (np.isfinite(num) and num > 0):
+        if not (np.isfinite(num) and num > 0):
             problems.append(f"CAC of {segment} {g!r} is {v!r}: expected a number > 0")
+        elif g not in segments:
+            problems.append(f"{segment} {g!r} has a CAC but no customers in {priced_without_customers}")
     if problems:
         raise ClvlabInputError(problems, what="CAC table")
     return cac.reindex(segments).astype(float)
