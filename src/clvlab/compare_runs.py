@@ -21,6 +21,7 @@ from .comparison import Candidate, ModelComparison, compare_models, headline_lab
 from .config import RunConfig
 from .errors import ClvlabInputError
 from .io import write_table, write_text
+from .run_folder import read_finished
 
 __all__ = ["compare_runs", "run_candidates", "write_comparison"]
 
@@ -56,11 +57,15 @@ def run_candidates(run_dirs: Sequence[str | Path]) -> tuple[list[Candidate], pd.
 
     problems, runs = [], []
     for d in map(Path, run_dirs):
-        meta = d / "metadata.json"
-        if not meta.is_file() or not (d / "rfm.parquet").is_file():
-            problems.append(f"--runs {d}: not a finished clvlab run folder (no metadata.json / rfm.parquet)")
+        try:
+            meta = read_finished(d, what="--runs")
+        except ClvlabInputError as exc:
+            problems += exc.problems
             continue
-        runs.append((d, json.loads(meta.read_text())))
+        if not (d / "rfm.parquet").is_file():
+            problems.append(f"--runs {d}: no rfm.parquet (not a run folder of `clvlab run`)")
+            continue
+        runs.append((d, meta))
     if problems:
         raise ClvlabInputError(problems, what="argument")
     hashes = {m["data"]["rfm_hash"] for _, m in runs}

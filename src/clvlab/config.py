@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .choices import BEHAVIOUR_COLUMN, BEHAVIOUR_FEATURE_NAMES, BASELINE_MODELS, COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
@@ -349,6 +349,12 @@ class RunConfig(Section):
     compare: CompareConfig = Field(default_factory=CompareConfig)
     quick_settings: QuickConfig = Field(default_factory=QuickConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    _source_file: str | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> str | None:
+        """The YAML file the config was read from (absolute path; None for a mapping)."""
+        return self._source_file
 
     def resolved(self) -> RunConfig:
         """The config the stages run: with ``quick``, the quick sampler settings and data."""
@@ -465,6 +471,9 @@ def load_config(path: str | Path | dict[str, Any], **overrides: Any) -> RunConfi
         raise ClvlabInputError([f"{path}: expected a YAML mapping at top level"], what=what)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return RunConfig.model_validate(raw)
+        cfg = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ClvlabInputError(_problems(exc), what=what) from None
+    if not isinstance(path, dict):
+        cfg._source_file = str(Path(path).resolve())
+    return cfg

@@ -27,9 +27,34 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_stale(parent: Path, pattern: str) -> None:
-    """Remove what a killed writer left (temporary files / folders matching ``pattern``)."""
-    for stale in parent.glob(pattern):
+def tmp_tag() -> str:
+    """``<pid>-<random>``: names a temporary file or folder by the process that writes it."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _writer_alive(tag: str) -> bool:
+    """Whether the process named by a :func:`tmp_tag` still runs (an untagged name: no)."""
+    head = tag.split("-", 1)[0]
+    if not head.isdigit():
+        return False
+    pid = int(head)
+    if pid == os.getpid():
+        return True  # this process's own (e.g. another thread's) temporary: not stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(parent: Path, prefix: str, suffix: str = "") -> None:
+    """Remove what killed writers left (``prefix<tag>suffix``), sparing a live writer's temporaries."""
+    for stale in parent.glob(f"{prefix}*{suffix}"):
+        tag = stale.name[len(prefix):len(stale.name) - len(suffix)]
+        if _writer_alive(tag):
+            continue
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
@@ -45,8 +70,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path.parent, f".{path.name}.*.tmp")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale(path.parent, f".{path.name}.", ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -82,24 +107,35 @@ def atomic_dir(path: str | os.PathLike, *, allowed: set[str] | None = None) -> I
         if foreign:
             raise ClvlabInputError(f"{path} holds other files {foreign[:5]}: refusing to replace it; write the "
                                    "model to an empty folder of its own", what="output folder")  # fmt: skip
-    _remove_stale(path.parent, f".{path.name}.tmp-*")
-    token = uuid.uuid4().hex[:12]
-    tmp = path.parent / f".{path.name}.tmp-{token}"
+    _remove_stale(path.parent, f".{path.name}.tmp-")
+    tmp = path.parent / f".{path.name}.tmp-{tmp_tag()}"
     tmp.mkdir()
     try:
         yield tmp
-        for f in tmp.iterdir():
-            _fsync(f)
-        _fsync(tmp)
-        old = path.parent / f".{path.name}.old-{token}"
-        if path.exists():
-            os.rename(path, old)
-        os.rename(tmp, path)
-        _fsync(path.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_in(tmp: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` (beside ``path``) in place of ``path``, whole.
+
+    Every file and folder of ``tmp`` is fsynced, the old ``path`` renamed aside
+    (``.<name>.old-<id>``), ``tmp`` renamed in and the old folder deleted; a writer killed
+    between the two renames leaves only the old folder aside, which :func:`recover_dir` puts back.
+    """
+    tmp, path = Path(tmp), Path(path)
+    for f in sorted(tmp.rglob("*"), reverse=True):  # files, then their folders
+        _fsync(f)
+    _fsync(tmp)
+    old = path.parent / f".{path.name}.old-{tmp_tag()}"
+    if path.exists():
+        os.rename(path, old)
+    os.rename(tmp, path)
+    _fsync(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
 
 
 def recover_dir(path: str | os.PathLike) -> Path:

@@ -352,7 +352,7 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
 
 
 def build_report(study: Study, results: StudyResults) -> Path:
-    """Write the run's report into ``study.report_dir``; returns the path of ``index.html``."""
+    """Write the run's report into ``study.out_report_dir``; returns the path of ``index.html``."""
     from .plots import bgnbd as pb
     from .plots import clv as pc
     from .plots import rfm as pr
@@ -362,7 +362,7 @@ def build_report(study: Study, results: StudyResults) -> Path:
     f, m, c_cfg = cfg.features, cfg.purchase, cfg.clv
     unit = unit_name(f.time_unit, plural=True)
     d, feat, p, s, c, ch = results.data, results.features, results.purchase, results.spend, results.clv, results.churn
-    rep = Report(title=f"clvlab run: {cfg.name}", directory=study.report_dir,
+    rep = Report(title=f"clvlab run: {cfg.name}", directory=study.out_report_dir,
                  subtitle=f"data: {cfg.data.source} ({Path(d.validation.source).name}) · "
                           f"{'quick run · ' if cfg.quick else ''}seed {cfg.seed}")  # fmt: skip
     rep.set_headline(headline_cards(results))

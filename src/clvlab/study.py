@@ -47,6 +47,7 @@ from .comparison import MODEL_LABELS
 from .config import ModelConfig, RunConfig, load_config
 from .results import (BehaviourResult, ChurnResult, CLVResult, CompareResult, DataResult, FeaturesResult,
                       PurchaseResult, SpendResult, StudyResults)
+from .run_folder import Staging, link_tree
 from .units import unit_days
 from .versions import data_hash, package_versions
 
@@ -142,14 +143,33 @@ class Study:
         self.timings: dict[str, float] = {}
         self.cached_fits: dict[str, bool] = {}
         self._done: dict[str, Any] = {}
+        self._staging: Staging | None = None
 
     @property
     def run_dir(self) -> Path:
+        """The run folder (``<runs_dir>/<name>``)."""
         return self.root / self.config.run_dir
 
     @property
     def report_dir(self) -> Path:
+        """The report folder (``<reports_dir>/<name>``)."""
         return self.root / self.config.report_dir
+
+    @property
+    def out_dir(self) -> Path:
+        """Where fits and tables are written now: the run folder, or its staging folder during
+        :func:`clvlab.runs.run` (swapped in whole when the run completes)."""
+        return self._staging.run_dir if self._staging else self.run_dir
+
+    @property
+    def out_report_dir(self) -> Path:
+        """Where the report is written now (see :attr:`out_dir`)."""
+        return self._staging.report_dir if self._staging else self.report_dir
+
+    def stage(self, staging: Staging | None) -> None:
+        """Write into ``staging``'s folders and take cached fits from its ``cache_dirs`` (None: back
+        to writing the run folder in place)."""
+        self._staging = staging
 
     def log(self, msg: str) -> None:
         self._log(msg)
@@ -178,16 +198,21 @@ class Study:
         if BEHAVIOUR_COLUMN in data.columns and settings.get("segment") != BEHAVIOUR_COLUMN:
             data = data.drop(columns=BEHAVIOUR_COLUMN)  # a model not by behaviour neither sees nor is keyed on it
         key = fit_cache_key(model.model_name, {**settings, **_fit_options(section)}, seed, data_hash(data))
-        path = self.run_dir / folder
-        if self.cache and not self.force and _saved_key(path) == key:
+        path = self.out_dir / folder
+        sources = (path, *(d / folder for d in self._staging.cache_dirs)) if self._staging else (path,)
+        for src in sources if self.cache and not self.force else ():
+            if _saved_key(src) != key:
+                continue
             try:
-                cached = type(model).load(path)
+                cached = type(model).load(src)
             except Exception as exc:  # an unreadable folder is refitted, and said so
                 self.log(f"{folder}: cached fit unreadable ({exc}); refitting")
-            else:
-                self.log(f"{folder}: cached fit reused ({path})")
-                self.cached_fits[folder] = True
-                return cached, True
+                continue
+            if src != path:  # from the live run folder (or a killed run's) into the one being built
+                link_tree(src, path)
+            self.log(f"{folder}: cached fit reused ({src})")
+            self.cached_fits[folder] = True
+            return cached, True
         model.fit(data, seed=seed, progressbar=self.progress, time_unit=self.config.features.time_unit,
                   **_fit_options(section))  # fmt: skip
         if self.cache:
@@ -262,7 +287,12 @@ class Study:
         return self._stage("features", self._features)
 
     def _features(self) -> FeaturesResult:
-        from .features import calibration_holdout, cohorts, interpurchase_times, rfm_scores
+        from .features import (
+            calibration_holdout,
+            cohorts,
+            interpurchase_times,
+            rfm_scores,
+        )
 
         f, d = self.config.features, self.config.data
         tx = self.feature_source()
@@ -400,7 +430,14 @@ class Study:
         return self._stage("clv", self._clv)
 
     def _clv(self) -> CLVResult:
-        from .clv import cac_ratio, clv_cac, customer_lifetime_value, lifecycle_stage, new_customer_value, sensitivity
+        from .clv import (
+            cac_ratio,
+            clv_cac,
+            customer_lifetime_value,
+            lifecycle_stage,
+            new_customer_value,
+            sensitivity,
+        )
         from .clv.budget import allocate_budget
         from .features import cohorts
 
@@ -457,9 +494,18 @@ class Study:
         return self._stage("churn", self._churn)
 
     def _churn(self) -> ChurnResult:
-        from .evaluate import calibration_curve, churn_comparison, holdout_churn_labels, roc_table
+        from .evaluate import (
+            calibration_curve,
+            churn_comparison,
+            holdout_churn_labels,
+            roc_table,
+        )
         from .features.lapse import lapse_table, suggest_lapse_threshold
-        from .models.survival import CoxChurnModel, KaplanMeierBySegment, train_test_split_customers
+        from .models.survival import (
+            CoxChurnModel,
+            KaplanMeierBySegment,
+            train_test_split_customers,
+        )
 
         f, s, seed = self.config.features, self.config.survival, self.config.seed
         tx, source = self.data().transactions, self.feature_source()

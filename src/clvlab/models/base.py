@@ -497,14 +497,25 @@ class BayesianEstimator:
         if not (run_dir / METADATA_FILE).exists():
             raise ClvlabInputError(f"{run_dir}: no {METADATA_FILE} (not a saved model, or an unfinished save)",
                                    what="run folder")  # fmt: skip
-        meta = json.loads((run_dir / METADATA_FILE).read_text())
+        try:
+            meta = json.loads((run_dir / METADATA_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ClvlabInputError(f"{run_dir / METADATA_FILE}: unreadable ({exc}); the file is damaged or truncated: "
+                                   "save or fit the model again", what="run folder") from None  # fmt: skip
         if meta.get("model") != cls.model_name:
             raise ClvlabInputError(
                 f"{run_dir / METADATA_FILE}: model {meta.get('model')!r}, expected {cls.model_name!r}", what="run folder"
             )
         obj = cls(**meta["config"])
-        with xr.open_datatree(run_dir / POSTERIOR_FILE, engine="h5netcdf") as tree:
-            tree = tree.load()
+        try:
+            with xr.open_datatree(run_dir / POSTERIOR_FILE, engine="h5netcdf") as tree:
+                tree = tree.load()
+        except (OSError, ValueError) as exc:  # h5py: truncated or not HDF5; a missing file is an OSError
+            raise ClvlabInputError(f"{run_dir / POSTERIOR_FILE}: unreadable ({type(exc).__name__}: {exc}); the file is "
+                                   "damaged or truncated: save or fit the model again", what="run folder") from None
+        if "posterior" not in tree.children:
+            raise ClvlabInputError(f"{run_dir / POSTERIOR_FILE}: no posterior group (not written by clvlab)",
+                                   what="run folder")  # fmt: skip
         obj.idata_ = tree
         obj.posterior_ = tree["posterior"].to_dataset()
         obj.fit_info_ = meta.get("fit", {})
