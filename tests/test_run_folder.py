@@ -238,3 +238,25 @@ def test_a_truncated_model_file_is_named_when_loading(finished, tmp_path, damage
     p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3])
     with pytest.raises(ClvlabInputError, match=f"{damage}: unreadable .*damaged or truncated"):
         BGNBD.load(folder)
+
+
+def test_score_names_missing_columns_and_flags_a_table_in_another_unit(finished, tmp_path, capsys):
+    _, run_dir, _ = finished
+    rfm = pd.read_parquet(run_dir / "rfm.parquet").head(50)
+    no_seg = tmp_path / "no_seg.csv"
+    rfm.drop(columns="cohort").to_csv(no_seg, index=False)
+    out = tmp_path / "s.csv"
+    assert main(["score", "--run", str(run_dir), "--input", str(no_seg), "--out", str(out)]) == 2
+    assert "the RFM table has no column(s) ['cohort']" in capsys.readouterr().err and not out.exists()
+    days = tmp_path / "days.csv"
+    rfm.assign(recency=rfm["recency"] * 7, T=rfm["T"] * 7).to_csv(days, index=False)
+    with pytest.warns(UserWarning, match=r"T reaches .* the run's calibration only .* is the table in another time unit"):
+        assert main(["score", "--run", str(run_dir), "--input", str(days), "--out", str(out)]) == 0
+
+
+def test_compare_out_at_an_existing_file_is_named_before_the_work(finished, tmp_path, capsys):
+    _, run_dir, _ = finished
+    target = tmp_path / "cmp.txt"
+    target.write_text("keep me")
+    assert main(["compare", "--runs", str(run_dir), "--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err and target.read_text() == "keep me"

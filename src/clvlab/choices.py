@@ -37,3 +37,7 @@ BEHAVIOUR_COLUMN = "behaviour"
 """The customer-table column of the behavioural segments (:mod:`clvlab.features.clusters`)."""
 BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = ("frequency", "gap", "monetary_value", "first_amount", "early_purchases")
 """The behaviour features segments can be clustered on (:data:`clvlab.features.behaviour.BEHAVIOUR_FEATURES`)."""
+
+MIN_CAC = 1e-6
+"""Smallest acquisition cost per customer taken as a cost (in the log's currency): below it a
+CLV/CAC ratio is not a number anyone can act on, and its draws overflow."""

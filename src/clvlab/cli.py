@@ -180,6 +180,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from .compare_runs import compare_runs, write_comparison
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ClvlabInputError(f"--out {out}: an existing file, not a folder (the comparison writes several files)",
+                               what="argument")  # fmt: skip
     cmp, cfg = compare_runs(args.runs)
     path = write_comparison(cmp, args.out, time_unit=cfg.features.time_unit)
     print(cmp.verdict)

@@ -322,6 +322,42 @@ def _tracking_rows(c: Candidate, cum: np.ndarray, actual: np.ndarray, edges: np.
 
 
 # ----------------------------------------------------------------------------------- the comparison
+def _fitted_on_other_customers(candidates: Sequence[Candidate], rfm: pd.DataFrame) -> list[str]:
+    """A candidate fitted on other customers than ``rfm``'s: its log L rows and LOO are not comparable."""
+    ids = set(rfm["customer_id"].astype(str))
+    out = []
+    for c in candidates:
+        data = getattr(c.fit, "data_", None)
+        if not isinstance(data, pd.DataFrame) or "customer_id" not in data.columns:
+            continue
+        fitted = set(data["customer_id"].astype(str))
+        if fitted != ids:
+            out.append(f"candidate {c.label!r} was fitted on {len(fitted):,} customers, rfm has {len(ids):,} "
+                       f"({len(ids - fitted):,} of them not in its fit, e.g. {sorted(ids - fitted)[:3]}; "
+                       f"{len(fitted - ids):,} fitted customers not in rfm): models are compared on the customers "
+                       "they were all fitted on")  # fmt: skip
+    return out
+
+
+def _check_log_matches(transactions: pd.DataFrame, rfm: pd.DataFrame, calibration_end: Any, counts: np.ndarray,
+                       edges: np.ndarray) -> None:  # fmt: skip
+    """The log and ``calibration_end`` must be the ones behind ``rfm``: the same customers and the
+    same repeat purchase days before and after the calibration end (else the tracking is wrong)."""
+    problems = []
+    absent = sorted(set(rfm["customer_id"].astype(str)) - set(transactions["customer_id"].astype(str)))
+    if absent:
+        problems.append(f"transactions: {len(absent):,} customer(s) of rfm are not in the log (e.g. {absent[:3]})")
+    before, after = int(counts[edges[1:] <= 0].sum()), int(counts[edges[1:] > 0].sum())
+    want_before, want_after = int(rfm["frequency"].sum()), int(round(float(rfm["frequency_holdout"].sum())))
+    if (before, after) != (want_before, want_after):
+        problems.append(f"calibration_end={pd.Timestamp(calibration_end).date()}: the log gives {before:,} repeat "
+                        f"purchase days before it and {after:,} in the holdout, the RFM table {want_before:,} "
+                        f"(frequency) and {want_after:,} (frequency_holdout): calibration_end or the log is not the "
+                        "one the RFM table was built from (one row per customer-day, as load_transactions gives)")
+    if problems:
+        raise ClvlabInputError(problems, what="model comparison")
+
+
 def compare_models(
     candidates: Sequence[Candidate],
     rfm: pd.DataFrame,
@@ -374,6 +410,10 @@ def compare_models(
         problems.append(f"rfm: columns {missing} missing (a calibration/holdout table is needed)")
     if segment is not None and segment not in rfm.columns:
         problems.append(f"segment={segment!r}: not a column of rfm")
+    if isinstance(draws_per_chain, bool) or not (isinstance(draws_per_chain, int | np.integer) and draws_per_chain >= 1):
+        problems.append(f"draws_per_chain={draws_per_chain!r}: expected a whole number >= 1")
+    if not missing:
+        problems += _fitted_on_other_customers(candidates, rfm)
     if problems:
         raise ClvlabInputError(problems, what="model comparison")
     duration = float(rfm["duration_holdout"].iloc[0])
@@ -384,6 +424,7 @@ def compare_models(
     edges = tracking_edges(rfm, duration)
     dates = pd.DatetimeIndex(pd.Timestamp(calibration_end) + pd.to_timedelta(edges * unit_days(time_unit), unit="D"))
     act_track = tracking_actual(transactions, rfm, calibration_end, edges, time_unit)
+    _check_log_matches(transactions, rfm, calibration_end, act_track, edges)
 
     holdout, errors, cond, churn, track, abs_err = [], [], [], [], [], {}
     for c in candidates:

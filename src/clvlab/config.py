@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .choices import BEHAVIOUR_COLUMN, BEHAVIOUR_FEATURE_NAMES, BASELINE_MODELS, COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
+from .choices import BEHAVIOUR_COLUMN, BEHAVIOUR_FEATURE_NAMES, BASELINE_MODELS, COHORT_FREQS, METHODS, MIN_CAC, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
 __all__ = [
@@ -30,9 +30,21 @@ __all__ = [
 ]  # fmt: skip
 
 TimeUnit = Literal[TIME_UNITS]  # type: ignore[valid-type]
-Positive = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+def _a_number(value: Any) -> Any:
+    """Numbers stay numbers: text and booleans are refused, also inside lists and mappings."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, str):
+        raise ValueError(f"expected a number, got the text {value!r}")
+    return value
+
+
+Positive = Annotated[int, Field(gt=0), BeforeValidator(_a_number)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False), BeforeValidator(_a_number)]
+"""A finite number > 0 (infinity and NaN are refused)."""
+Probability = Annotated[float, Field(gt=0.0, lt=1.0), BeforeValidator(_a_number)]
 
 
 class Section(BaseModel):
@@ -241,7 +253,7 @@ class CLVConfig(Section):
     """Number of CLV periods."""
     period: TimeUnit = "M"
     """Unit of one CLV period (D, W or M); the data's unit is ``features.time_unit``."""
-    discount_rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    discount_rate: Annotated[float, Field(ge=0.0, allow_inf_nan=False), BeforeValidator(_a_number)] = 0.01
     """Per-period discount rate d (a fraction: 0.01 = 1% a period)."""
     margin: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     """Profit margin on revenue (a fraction in (0, 1])."""
@@ -249,7 +261,7 @@ class CLVConfig(Section):
     """Values c of the per-customer P(CLV > c) columns."""
     hdi_prob: Probability = 0.94
     sensitivity_draws: Positive = 200
-    sensitivity_discount_rates: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(
+    sensitivity_discount_rates: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False), BeforeValidator(_a_number)]] = Field(
         default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.03])
     sensitivity_margins: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
         default_factory=lambda: [0.2, 0.3, 0.5, 1.0])
@@ -270,8 +282,10 @@ class AcquisitionConfig(Section):
     """Acquisition economics: a new customer's value per channel against CAC, and the budget
     decision (:mod:`clvlab.clv.acquisition`, :mod:`clvlab.clv.budget`; the ``clv`` stage)."""
 
-    cac: dict[str, PositiveFloat] = Field(default_factory=dict)
-    """Acquisition cost per customer by channel (empty: no acquisition economics)."""
+    cac: dict[str, Annotated[float, Field(ge=MIN_CAC, allow_inf_nan=False), BeforeValidator(_a_number)]] = Field(
+        default_factory=dict)  # fmt: skip
+    """Acquisition cost per customer by channel (empty: no acquisition economics); at least
+    :data:`clvlab.choices.MIN_CAC`."""
     segment: str | None = None
     """Channel column of ``cac`` (None: the first ``data.segment_cols``, else ``features.segment``)."""
     horizon: Positive | None = None

@@ -19,3 +19,23 @@ class ClvlabInputError(ValueError):
 
 class ConvergenceWarning(UserWarning):
     """MCMC diagnostics crossed a threshold (R-hat, ESS, divergences, BFMI)."""
+
+
+def column_list(value: object, name: str) -> tuple[str, ...]:
+    """``value`` as a tuple of column names; a bare string is refused (it would be split into letters).
+
+    Raises
+    ------
+    ClvlabInputError
+        Naming the argument ``name``.
+    """
+    if isinstance(value, str):
+        raise ClvlabInputError(f"{name}={value!r}: expected a list of column names, e.g. [{value!r}]", what="argument")
+    try:
+        cols = tuple(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise ClvlabInputError(f"{name}={value!r}: expected a list of column names", what="argument") from None
+    bad = [c for c in cols if not isinstance(c, str)]
+    if bad:
+        raise ClvlabInputError(f"{name}={value!r}: expected column names (text), got {bad[:3]}", what="argument")
+    return cols

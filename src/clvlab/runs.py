@@ -240,6 +240,13 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
     cfg = RunConfig.model_validate(read_finished(run_dir, what="--run")["config"])
     name = cfg.purchase.model
     bg, gg = purchase_model_class(name).load(run_dir / name), GammaGamma.load(run_dir / "gamma_gamma")
+    seg = cfg.features.segment
+    need = ["customer_id", "frequency", "recency", "T", "monetary_value", *([seg] if seg else [])]
+    missing = [c for c in need if c not in rfm.columns]
+    if missing:
+        raise ClvlabInputError(f"the RFM table has no column(s) {missing} (columns present: {list(rfm.columns)[:12]}); "
+                               f"the run's models need {need}", what="RFM data")  # fmt: skip
+    _flag_unit_mismatch(run_dir, rfm, cfg.features.time_unit)
     unit = rfm.attrs.get("time_unit")
     if unit is not None and bg.time_unit_ is not None and unit != bg.time_unit_:
         raise ClvlabInputError(f"the RFM table is in time unit {unit!r}, the run's models in {bg.time_unit_!r}: "
@@ -248,7 +255,6 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
     prob = c.hdi_prob if prob is None else prob
     horizon_t = c.horizon * unit_days(c.period) / unit_days(bg.time_unit_ or cfg.features.time_unit)
     out = pd.DataFrame({"customer_id": rfm["customer_id"].astype(str).to_numpy()})
-    seg = cfg.features.segment
     if seg:
         out[seg] = rfm[seg].astype(str).to_numpy()
     for name, da in (("p_alive", bg.p_alive(rfm)), ("expected_purchases", bg.expected_purchases(horizon_t, rfm))):
@@ -259,3 +265,23 @@ def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | Non
                                   margin=c.margin, threshold=c.thresholds, hdi_prob=prob)  # fmt: skip
     keep = [col for col in res.customers.columns if col.startswith(("clv_", "p_clv_gt_"))]
     return pd.concat([out, res.customers[keep].reset_index(drop=True)], axis=1)
+
+
+T_FLAG_RATIO = 1.5
+"""``clvlab score`` warns when the table's longest T exceeds the run's by this factor."""
+
+
+def _flag_unit_mismatch(run_dir: Path, rfm: pd.DataFrame, unit: str) -> None:
+    """Warn when the table's T reaches far beyond the run's calibration (a table in days for a
+    weekly run, say): the numbers would be computed, but for the wrong time axis."""
+    import warnings
+
+    t = pd.to_numeric(rfm["T"], errors="coerce")
+    ref = run_dir / "rfm.parquet"
+    if not ref.is_file() or not t.notna().any():
+        return
+    longest = float(pd.read_parquet(ref, columns=["T"])["T"].max())
+    if longest > 0 and float(t.max()) > T_FLAG_RATIO * longest:
+        warnings.warn(f"the RFM table's T reaches {float(t.max()):g}, the run's calibration only {longest:g} "
+                      f"(features.time_unit {unit!r}): is the table in another time unit? Rebuild it with the run's "
+                      "features.time_unit", UserWarning, stacklevel=3)  # fmt: skip

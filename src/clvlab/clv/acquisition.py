@@ -37,7 +37,7 @@ from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
 from .cac import CAC, cac_by_segment
 from .draws import GG_PARAMS, ParamDraws, param_draws
-from .engine import _check_settings, _resolve_time_unit
+from .engine import _check_params, _check_settings, _resolve_time_unit, _spend_draws
 from .families import family_of
 from .math import _unit_days, clv_period_length, discount_factors
 
@@ -243,7 +243,8 @@ def new_customer_value(
     orders = _first_orders(first_orders, segment)
     labels = list(orders)
     bg = param_draws(purchase, family.params, model=family.name)
-    sp = spend if isinstance(spend, ParamDraws) else param_draws(spend, GG_PARAMS)
+    # a channel without a repeat buyer has no spend of its own: its spend is a population draw
+    sp = spend if isinstance(spend, ParamDraws) else _spend_draws(spend, first_orders)
     col_bg = _column(bg, labels, segment, MODEL_LABELS[family.name])
     col_gg = _column(sp, labels, segment, "Gamma-Gamma")
     n_draws = min(bg.n_draws, sp.n_draws, max_draws or 10**12)
@@ -254,6 +255,7 @@ def new_customer_value(
         bad = [labels[j] for j in np.flatnonzero((q <= 1.0).any(0))]
         raise ClvlabInputError(f"Gamma-Gamma q <= 1 in some draws of segment(s) {bad}: the population mean spend "
                                "p gamma / (q - 1) is infinite there", what="spend model")  # fmt: skip
+    _check_params(bg, sp)  # finite and > 0: the checks customer_lifetime_value makes
     repeat_spend = p * gam / (q - 1.0)
     t = L * np.arange(horizon + 1, dtype=float)
     params = [bg.values[k][:, col_bg][:, :, None] for k in family.params]  # (draws, segments, 1)

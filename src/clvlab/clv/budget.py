@@ -159,11 +159,15 @@ def allocate_budget(ncv: NewCustomerValue, cac: CAC, budget: float, *,
         problems.append(f"budget={budget!r}: expected a number")
     elif budget < c.min():
         problems.append(f"budget={budget!r} is below the lowest CAC ({c.min():g}): it does not buy one customer")
-    sat_map = dict(saturation or {})
+    if saturation is not None and not isinstance(saturation, Mapping | pd.Series):
+        problems.append(f"saturation={saturation!r}: expected a mapping {{{seg}: most customers}}, got a "
+                        f"{type(saturation).__name__}")  # fmt: skip
+        saturation = None
+    sat_map = dict(saturation if saturation is not None else {})
     for g, v in sat_map.items():
         if g not in chans:
             problems.append(f"saturation for {seg} {g!r}, which has no customers")
-        elif not (isinstance(v, int | float | np.number) and v > 0):
+        elif isinstance(v, bool) or not (isinstance(v, int | float | np.number) and v > 0 and not np.isnan(v)):
             problems.append(f"saturation of {seg} {g!r} is {v!r}: expected a number of customers > 0")
     if problems:
         raise ClvlabInputError(problems, what="budget allocation")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..choices import MIN_CAC
 from ..errors import ClvlabInputError
 
 __all__ = ["CAC", "cac_by_segment"]
@@ -28,7 +29,7 @@ def cac_by_segment(cac: CAC, segment: str, segments: Sequence[str], *, priced_wi
     segment : str
         The channel column's name (used in the table's columns and in the messages).
     segments : sequence of str
-        The labels that need a price (every one must have a CAC > 0).
+        The labels that need a price (every one must have a CAC >= :data:`MIN_CAC`, one row each).
     priced_without_customers : str, optional
         Where customers come from, e.g. "the first orders": a CAC for a label that is not
         in ``segments`` is then an error ("has a CAC but no customers in the first orders");
@@ -47,15 +48,24 @@ def cac_by_segment(cac: CAC, segment: str, segments: Sequence[str], *, priced_wi
     cac = pd.Series(cac, dtype=object)
     cac.index = cac.index.astype(str)
     segments = [str(g) for g in segments]
-    problems = [f"no CAC for {segment} {g!r}" for g in segments if g not in cac.index]
+    twice = sorted(set(cac.index[cac.index.duplicated()]))
+    problems = [f"{segment} {g!r} has {int((cac.index == g).sum())} CAC rows: expected one" for g in twice]
+    problems += [f"no CAC for {segment} {g!r}" for g in segments if g not in cac.index]
     for g, v in cac.items():
-        if g not in segments and priced_without_customers is None:
-            continue  # allowed and unused
-        num = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
-        if not (np.isfinite(num) and num > 0):
-            problems.append(f"CAC of {segment} {g!r} is {v!r}: expected a number > 0")
+        if g in twice or (g not in segments and priced_without_customers is None):
+            continue  # named above / allowed and unused
+        if not _is_cost(v):
+            problems.append(f"CAC of {segment} {g!r} is {v!r}: expected a number >= {MIN_CAC:g} (not text, "
+                            "not True/False)")  # fmt: skip
         elif g not in segments:
             problems.append(f"{segment} {g!r} has a CAC but no customers in {priced_without_customers}")
     if problems:
         raise ClvlabInputError(problems, what="CAC table")
     return cac.reindex(segments).astype(float)
+
+
+def _is_cost(v: object) -> bool:
+    """A finite real number >= MIN_CAC; text and booleans are not costs (no silent conversion)."""
+    if isinstance(v, bool | np.bool_ | str) or not isinstance(v, int | float | np.integer | np.floating):
+        return False
+    return bool(np.isfinite(v) and v >= MIN_CAC)

@@ -31,6 +31,10 @@ from .result import CLVSettings, PosteriorCLV
 __all__ = ["CLVSettings", "PosteriorCLV", "customer_lifetime_value"]
 
 
+HIGH_DISCOUNT_RATE = 0.5
+"""A discount rate per period above this is accepted with a warning (likely a yearly rate)."""
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) and bool(np.isfinite(v))
 
@@ -41,8 +45,11 @@ def _check_settings(horizon: Any, discount_rate: Any, margin: Any, thresholds: l
     problems = []
     if not (_is_number(horizon) and horizon >= 1 and float(horizon).is_integer()):
         problems.append(f"horizon={horizon!r}: expected a whole number of periods >= 1")
-    if not (_is_number(discount_rate) and 0.0 <= discount_rate < 1.0):
-        problems.append(f"discount_rate={discount_rate!r}: expected a fraction per period in [0, 1) (0.01 = 1%)")
+    if not (_is_number(discount_rate) and discount_rate >= 0.0):
+        problems.append(f"discount_rate={discount_rate!r}: expected a finite rate per period >= 0 (0.01 = 1%)")
+    elif discount_rate > HIGH_DISCOUNT_RATE:
+        warnings.warn(f"discount_rate={discount_rate!r} per period is high ({discount_rate:.0%}): is it a yearly rate "
+                      "given for monthly periods?", UserWarning, stacklevel=3)  # fmt: skip
     if not (_is_number(margin) and 0.0 < margin <= 1.0):
         problems.append(f"margin={margin!r}: expected a fraction of revenue in (0, 1] (0.3 = 30%)")
     bad = [t for t in thresholds if not _is_number(t)]

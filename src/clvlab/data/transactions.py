@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clvlab.errors import ClvlabInputError
+from clvlab.errors import ClvlabInputError, column_list
 
 SALT_ENV = "CLVLAB_SALT"
 PSEUDONYM_HEX_CHARS = 16
@@ -391,8 +391,8 @@ def load_transactions(
 
     Raises one :class:`ClvlabInputError` listing every problem found.
     """
-    segment_cols = tuple(segment_cols)
-    sum_cols = tuple(sum_cols)
+    segment_cols = column_list(segment_cols, "segment_cols")
+    sum_cols = column_list(sum_cols, "sum_cols")
     if pseudonymise:
         salt = resolve_salt(salt)  # fail before any work
 

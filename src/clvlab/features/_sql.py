@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
@@ -200,10 +201,11 @@ def sql_date(value: Any, name: str) -> str:
 
 
 def check_source(
-    src: Source, segment_cols: Sequence[str] = (), *, observation_end: str | None = None
+    src: Source, segment_cols: Sequence[str] = (), *, observation_end: str | None = None, require_labels: bool = False
 ) -> dict[str, int]:
     """Check the columns and values every feature needs, in one pass over ``src``; raise one
-    ClvlabInputError listing every problem. Returns row counts (total, after the end).
+    ClvlabInputError listing every problem (amounts finite, >= 0 and with a finite total; with
+    ``require_labels`` every segment value present). Returns row counts (total, after the end).
     """
     problems: list[str] = []
     cols, types, table = src.columns, src.types, src.table
@@ -228,14 +230,26 @@ def check_source(
         ("null_amount", "amount IS NULL OR isnan(CAST(amount AS DOUBLE))",
          "column 'amount' is null/NaN in {k} row(s){ex}: expected a number >= 0"),
         ("neg_amount", "CAST(amount AS DOUBLE) < 0", "column 'amount' is negative in {k} row(s){ex}: expected >= 0"),
+        ("inf_amount", "abs(CAST(amount AS DOUBLE)) = CAST('Infinity' AS DOUBLE)",
+         "column 'amount' is infinite in {k} row(s){ex}: expected a finite number"),
     ]
+    for i, col in enumerate(segment_cols if require_labels else ()):  # else a "None" / "nan" segment of its own
+        q = src.dialect.ident(col)
+        nan = f" OR isnan(CAST({q} AS DOUBLE))" if types[col].startswith(("DOUBLE", "FLOAT", "REAL")) else ""
+        checks.append((f"null_seg{i}", f"{q} IS NULL OR trim(CAST({q} AS STRING)) = ''{nan}",
+                       f"column {col!r} (segment) is missing/empty in {{k}} row(s){{ex}}: expected a label"))
     counts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {key}" for key, cond, _ in checks)
-    row = src.rows(f"SELECT count(*) AS n_rows, {counts}, {after} AS after_end FROM {table}")[0]
-    n = dict(zip(["n_rows", *(key for key, _, _ in checks), "after_end"], row))
+    total = "sum(CAST(amount AS DOUBLE)) FILTER (WHERE NOT isnan(CAST(amount AS DOUBLE)))"
+    row = src.rows(f"SELECT count(*) AS n_rows, {counts}, {after} AS after_end, {total} AS total FROM {table}")[0]
+    n = dict(zip(["n_rows", *(key for key, _, _ in checks), "after_end", "total"], row))
     for key, cond, msg in checks:
         if n[key]:
             rows = src.rows(f"SELECT customer_id, date, amount FROM {table} WHERE {cond} LIMIT 3")
             problems.append(msg.format(k=n[key], ex=f" (e.g. customer_id, date, amount = {[tuple(r) for r in rows]})"))
+    if not n["inf_amount"] and n["total"] is not None and not np.isfinite(float(n["total"])):
+        problems.append(f"column 'amount': the amounts sum to {n['total']} (they overflow a double; largest "
+                        f"{src.rows(f'SELECT max(CAST(amount AS DOUBLE)) FROM {table}')[0][0]:g}): expected amounts in "
+                        "a currency unit whose totals are finite")  # fmt: skip
     if problems:
         raise ClvlabInputError(problems, what="transactions")
     return {"n_rows": int(n["n_rows"]), "after_end": int(n["after_end"])}

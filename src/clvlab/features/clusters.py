@@ -254,9 +254,10 @@ class BehaviouralSegments:
                 problems.append(f"k={self.k!r}: expected a whole number >= 2 (or None to choose it)")
             else:
                 distinct = len(np.unique(values, axis=0)) if np.isfinite(values).all() else len(values)
-                if max(ks) > distinct:
-                    problems.append(f"k up to {max(ks)} but only {distinct:,} distinct customer(s): "
-                                    "expected at least k distinct rows")  # fmt: skip
+                if max(ks) >= distinct:
+                    problems.append(f"k up to {max(ks)} but only {distinct:,} distinct customer(s): expected more "
+                                    "distinct rows than k (the silhouette compares each customer with another "
+                                    "segment's)")  # fmt: skip
             if not 0 < self.subsample < 1:
                 problems.append(f"subsample={self.subsample!r}: expected a share in (0, 1)")
             if self.stability_replicates < 1:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from clvlab.errors import column_list
 from clvlab.features._sql import Source, Transactions, check_source, open_source, sql_date
 from clvlab.features.periods import cohort_label_sql, period_start_sql
 
@@ -75,7 +76,7 @@ def cohorts(
     d = src.dialect
     label = cohort_label_sql("first_day", freq, d)
     start = period_start_sql("first_day", freq)
-    segment_cols = tuple(segment_cols)
+    segment_cols = column_list(segment_cols, "segment_cols")
     check_source(src, segment_cols, observation_end=end)
     customers_sql = f"""
         WITH {days_cte(src, where, segment_cols)},

@@ -81,7 +81,7 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
         raise ClvlabInputError(f"retention_days {bad}: expected whole numbers of days > 0", what="argument")
     end = sql_date(observation_end, "observation_end")
     src = open_source(transactions, engine)
-    check_source(src, [segment] if segment else [], observation_end=end)
+    check_source(src, [segment] if segment else [], observation_end=end, require_labels=True)
     d = src.dialect
     sql = f"""
         WITH {_days_sql(src, end, segment)}

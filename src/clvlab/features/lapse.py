@@ -53,7 +53,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..errors import ClvlabInputError
+from ..errors import ClvlabInputError, column_list
 from ..units import unit_days
 from ._sql import Source, Transactions, check_source, open_source, sql_date
 from .cohorts import days_cte, interpurchase_times
@@ -176,7 +176,7 @@ def lapse_table(
     segment columns, ``cohort``.  ``attrs`` hold ``cutoff``, ``lapse_after``,
     ``early_window``, ``time_unit``, ``n_dropped_incomplete_early``.
     """
-    segment_cols = list(segment_cols)
+    segment_cols = list(column_list(segment_cols, "segment_cols"))
     problems, cutoff_sql, early_window = _check_arguments(
         cutoff, lapse_after, early_window, time_unit, cohort_freq, incomplete_early
     )

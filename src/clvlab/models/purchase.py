@@ -46,6 +46,32 @@ MATH_FUNCTIONS = (
 """What a purchase model's math module provides (tests/test_purchase_models.py checks each)."""
 
 
+
+def window_length(t: Any, name: str = "t") -> np.ndarray:
+    """``t`` as floats, each a finite length of time >= 0 (a negative or NaN window has no answer).
+
+    Raises
+    ------
+    ClvlabInputError
+        Naming ``name`` and the values that are not.
+    """
+    arr = np.atleast_1d(np.asarray(t, dtype=object))
+    ok = [isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+          and np.isfinite(v) and v >= 0 for v in arr.ravel()]  # fmt: skip
+    if arr.size == 0 or not all(ok):
+        bad = [v for v, good in zip(arr.ravel(), ok, strict=True) if not good][:5]
+        raise ClvlabInputError(f"{name}={t!r}: expected finite lengths of time >= 0 in the data's time unit "
+                               f"(not {bad})" if bad else f"{name}={t!r}: expected at least one value",
+                               what="argument")  # fmt: skip
+    return arr.astype(float)
+
+
+def _one_window(t: Any) -> float:
+    if np.ndim(t) != 0:
+        raise ClvlabInputError(f"t={t!r}: expected one length of time (expected_purchases_new takes several)",
+                               what="argument")  # fmt: skip
+    return float(window_length(t)[0])
+
 class PurchaseModel(SegmentCentring, BayesianEstimator):
     """Base of the hierarchical purchase models (module docstring).
 
@@ -257,7 +283,8 @@ class PurchaseModel(SegmentCentring, BayesianEstimator):
         DataArray
             Dims (chain, draw, customer_id).
         """
-        return self._per_pattern(self.math.p_no_purchase, "p_no_purchase", data, thin, float(t))
+        t = _one_window(t)
+        return self._per_pattern(self.math.p_no_purchase, "p_no_purchase", data, thin, t)
 
     def prob_purchases(self, n: int | Sequence[int], t: float, data: pd.DataFrame | None = None,
                        thin: int = 1) -> xr.DataArray:  # fmt: skip
@@ -279,6 +306,7 @@ class PurchaseModel(SegmentCentring, BayesianEstimator):
         DataArray
             Dims (chain, draw, customer_id[, n]) (``n`` only when a sequence was given).
         """
+        t = _one_window(t)
         ns = np.atleast_1d(np.asarray(n))
         if ns.size == 0 or not np.issubdtype(ns.dtype, np.integer) or (ns < 0).any():
             raise ClvlabInputError(f"n={n!r}: expected whole numbers >= 0", what="argument")
@@ -308,6 +336,7 @@ class PurchaseModel(SegmentCentring, BayesianEstimator):
         DataArray
             Dims (chain, draw, customer_id).
         """
+        t = _one_window(t)
         df, p, group = self._prepare(data, thin)
         pat = self._patterns(df, group)
         codes, first = factorize(pat.group, pat.x, pat.T)
@@ -343,7 +372,7 @@ class PurchaseModel(SegmentCentring, BayesianEstimator):
         if unknown:
             raise ClvlabInputError(f"segment(s) {unknown} not in the fit ({self.segments_})", what="argument")
         sel = {k: self.posterior_[k].sel(segment=segs).isel(draw=slice(None, None, thin)) for k in self.params}
-        ts = np.atleast_1d(np.asarray(t, dtype=float))
+        ts = window_length(t)
         tt = xr.DataArray(ts, dims="t", coords={"t": ts})
         args = [sel[k] for k in self.params] + [tt]
         out = xr.apply_ufunc(self.math.expected_purchases_new, *args).rename("expected_purchases_new")
