@@ -58,10 +58,9 @@ class Section(BaseModel):
     def _no_text_for_numbers(cls, value: Any, info: Any) -> Any:
         field = cls.model_fields.get(info.field_name)
         ann = str(field.annotation) if field is not None else ""
-        if isinstance(value, str) and any(t in ann for t in ("int", "float")) and "str" not in ann:
-            raise ValueError(f"expected a number, got the text {value!r}")
-        if isinstance(value, bool) and any(t in ann for t in ("int", "float")) and "bool" not in ann:
-            raise ValueError(f"expected a number, got {value!r}")
+        number = any(t in ann for t in ("int", "float"))
+        if number and (isinstance(value, str) and "str" not in ann or isinstance(value, bool) and "bool" not in ann):
+            _a_number(value)  # raises: the same words as inside lists and mappings
         return value
 
 
