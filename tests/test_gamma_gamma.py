@@ -316,5 +316,5 @@ def test_unseen_segment_pooled_shares_and_unpooled_refuses() -> None:
     post = m.segment_posterior(["z"])
     assert post["p"].sel(segment="z").item() == 5.0 and post["gamma"].sel(segment="z").item() == 10.0
     m.pooling = "unpooled"
-    with pytest.raises(ClvlabInputError, match=r"\['z'\] of column 'seg' had no repeat buyer"):
+    with pytest.raises(ClvlabInputError, match=r"\['z'\] of column 'seg' are not in the fit: an unpooled gamma_gamma model has no population"):
         m.segment_posterior(["z"])

@@ -4,6 +4,7 @@
     clvlab rfm --input tx.csv --calibration-end 1997-09-30 --observation-end 1998-06-30 --out rfm.parquet
     clvlab fit bgnbd --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
     clvlab fit gg    --input rfm.parquet --segment cohort --pooling partial --out models/runs/NAME
+    clvlab score --run models/runs/cdnow transactions.csv --out scores.csv [--as-of 1998-06-30]
     clvlab score --run models/runs/cdnow --input rfm.parquet --out scores.csv
     clvlab compare --runs models/runs/A models/runs/B --out reports/compare/
 
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .choices import METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
+from .choices import COHORT_FREQS, METHODS, PARAMETERIZATIONS, POOLINGS, SAMPLERS, TIME_UNITS
 from .errors import ClvlabInputError
 
 READ_SUFFIXES = (".parquet", ".pq", ".csv", ".csv.gz")
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation-end", required=True)
     p.add_argument("--time-unit", choices=TIME_UNITS, default="W")
     p.add_argument("--whole-periods", action="store_true")
+    p.add_argument("--cohort-freq", choices=COHORT_FREQS, default="W",
+                   help="period of the cohort label of the first purchase (as a run's features.cohort_freq)")
     p.add_argument("--pseudonymise", action="store_true",
                    help="replace customer ids by a salted HMAC (salt from the CLVLAB_SALT environment variable)")
     p.add_argument("--out", required=True, help="output .parquet or .csv")
@@ -74,9 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_options(fit.add_parser("nbd", help="NBD without dropout (a comparison baseline)"))
     _add_fit_options(fit.add_parser("gg", help="hierarchical Gamma-Gamma (spend)"))
 
-    p = sub.add_parser("score", help="score customers with a saved run's models (no refit)")
+    p = sub.add_parser("score", help="score customers with a saved run's models (no refit)",
+                       description="Score the customers of a transaction log (built into RFM rows by the run's own "
+                                   "feature rules) or of an RFM table with a saved run's models. Customers of a "
+                                   "segment the run did not fit (e.g. a cohort acquired later) are valued by a "
+                                   "population draw, and counted.")  # fmt: skip
     p.add_argument("--run", required=True, help="run folder of `clvlab run` (e.g. models/runs/cdnow)")
-    p.add_argument("--input", required=True, help="RFM table (Parquet/CSV) in the run's time unit")
+    p.add_argument("transactions", nargs="?", default=None,
+                   help="transaction log (CSV/Parquet) with the run's columns and segment columns")
+    p.add_argument("--input", default=None, help="an RFM table (Parquet/CSV) in the run's time unit, instead of a log")
+    p.add_argument("--as-of", default=None, help="score as of this day (default: the log's last purchase day)")
+    p.add_argument("--customer-col", default=None, help="the log's customer column (default: the run's)")
+    p.add_argument("--date-col", default=None, help="the log's date column (default: the run's)")
+    p.add_argument("--amount-col", default=None, help="the log's amount column (default: the run's)")
     p.add_argument("--out", required=True, help="output .csv or .parquet (P(alive), expected purchases, CLV)")
 
     p = sub.add_parser("compare", help="score the purchase models of saved runs against each other (LOO, holdout)")
@@ -128,7 +141,7 @@ def cmd_rfm(args: argparse.Namespace) -> None:
     tx, report = load_transactions(args.input, customer_col=args.customer_col, date_col=args.date_col,
                                    amount_col=args.amount_col, segment_cols=segments, pseudonymise=args.pseudonymise)
     rfm = calibration_holdout(tx, args.calibration_end, args.observation_end, time_unit=args.time_unit,
-                              segment_cols=segments, whole_periods=args.whole_periods)
+                              segment_cols=segments, whole_periods=args.whole_periods, cohort_freq=args.cohort_freq)
     if len(rfm) == 0:
         raise ClvlabInputError(f"no customer made a first purchase on or before --calibration-end "
                                f"{args.calibration_end} (data from {report.date_min:%Y-%m-%d})", what="argument")
@@ -168,13 +181,27 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     from .io import write_table
-    from .runs import score_customers
+    from .scoring import score_rfm, score_transactions
 
-    rfm = _read_table(_check_input(args.input))
+    log_only = {"--as-of": args.as_of, "--customer-col": args.customer_col, "--date-col": args.date_col,
+                "--amount-col": args.amount_col}  # fmt: skip
+    if (args.transactions is None) == (args.input is None):
+        raise ClvlabInputError("give a transaction log (a path after the options) or an RFM table (--input), "
+                               f"not {'both' if args.input else 'neither'}", what="argument")  # fmt: skip
+    if args.input is not None and any(v is not None for v in log_only.values()):
+        raise ClvlabInputError(f"{[k for k, v in log_only.items() if v is not None]} apply to a transaction log, not "
+                               "to an RFM table (--input)", what="argument")  # fmt: skip
     _check_output(args.out)
-    scores = score_customers(args.run, rfm)
-    write_table(scores, args.out)
-    print(f"scored {len(scores):,} customers with the models of {args.run}; wrote {args.out}")
+    if args.input is not None:
+        scores = score_rfm(args.run, _read_table(_check_input(args.input)))
+    else:
+        scores = score_transactions(args.run, _check_input(args.transactions, "transaction log"), as_of=args.as_of,
+                                    customer_col=args.customer_col, date_col=args.date_col,
+                                    amount_col=args.amount_col)  # fmt: skip
+    write_table(scores.customers, args.out)
+    for line in scores.describe():
+        print(line)
+    print(f"with the models of {args.run}; wrote {args.out}")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:

@@ -4,13 +4,11 @@
 (Parquet, and CSV for small ones), the fitted models (cached there for the next run), the
 CRM export, ``metadata.json`` (resolved config, quick flag, data hash, package versions,
 stage timings, which fits came from the cache) and the HTML report (:mod:`clvlab.report`).
-Every file is written atomically. :func:`score_customers` scores new RFM rows from a saved
-run without refitting (``clvlab score``).
+Every file is written atomically. Scoring from a saved run is :mod:`clvlab.scoring`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from .run_folder import RECORD, config_changes, manifest, read_finished, staged,
 from .study import Study, StudyResults, run_key
 from .versions import package_versions
 
-__all__ = ["CSV_MAX_ROWS", "run", "score_customers", "write_artifacts"]
+__all__ = ["CSV_MAX_ROWS", "run", "write_artifacts"]
 
 CSV_MAX_ROWS = 5000
 """Tables up to this many rows are also written as CSV (readable without Parquet tools)."""
@@ -207,81 +205,3 @@ def _write_metadata(study: Study, results: StudyResults, key: str | None = None)
     )  # fmt: skip
     write_json(study.out_dir / RECORD, meta)
 
-
-# ----------------------------------------------------------------------------------- scoring
-def score_customers(run_dir: str | Path, rfm: pd.DataFrame, *, prob: float | None = None) -> pd.DataFrame:
-    """Score customers with the models of a saved run, without refitting.
-
-    Parameters
-    ----------
-    run_dir : path
-        A run folder written by :func:`run` (holds the purchase model's folder, ``gamma_gamma/``,
-        ``metadata.json``).
-    rfm : DataFrame
-        RFM rows (``customer_id``, ``frequency``, ``recency``, ``T``, ``monetary_value`` and the
-        run's segment column), in the run's time unit (``features.time_unit``).
-    prob : float, optional
-        HDI mass (default: the run's ``clv.hdi_prob``).
-
-    Returns
-    -------
-    DataFrame
-        One row per customer, input order: ``customer_id``, segment, ``p_alive`` (posterior mean,
-        HDI), ``expected_purchases`` over the CLV horizon (mean, HDI) and CLV (mean, sd, HDI,
-        P(CLV > c) for the run's thresholds).
-    """
-    from .clv import customer_lifetime_value
-    from .models import purchase_model_class
-    from .models.gamma_gamma import GammaGamma
-    from .stats import hdi
-    from .units import unit_days
-
-    run_dir = Path(run_dir)
-    cfg = RunConfig.model_validate(read_finished(run_dir, what="--run")["config"])
-    name = cfg.purchase.model
-    bg, gg = purchase_model_class(name).load(run_dir / name), GammaGamma.load(run_dir / "gamma_gamma")
-    seg = cfg.features.segment
-    need = ["customer_id", "frequency", "recency", "T", "monetary_value", *([seg] if seg else [])]
-    missing = [c for c in need if c not in rfm.columns]
-    if missing:
-        raise ClvlabInputError(f"the RFM table has no column(s) {missing} (columns present: {list(rfm.columns)[:12]}); "
-                               f"the run's models need {need}", what="RFM data")  # fmt: skip
-    _flag_unit_mismatch(run_dir, rfm, cfg.features.time_unit)
-    unit = rfm.attrs.get("time_unit")
-    if unit is not None and bg.time_unit_ is not None and unit != bg.time_unit_:
-        raise ClvlabInputError(f"the RFM table is in time unit {unit!r}, the run's models in {bg.time_unit_!r}: "
-                               "rebuild it with the run's features.time_unit", what="RFM data")  # fmt: skip
-    c = cfg.clv
-    prob = c.hdi_prob if prob is None else prob
-    horizon_t = c.horizon * unit_days(c.period) / unit_days(bg.time_unit_ or cfg.features.time_unit)
-    out = pd.DataFrame({"customer_id": rfm["customer_id"].astype(str).to_numpy()})
-    if seg:
-        out[seg] = rfm[seg].astype(str).to_numpy()
-    for name, da in (("p_alive", bg.p_alive(rfm)), ("expected_purchases", bg.expected_purchases(horizon_t, rfm))):
-        v = da.stack(_s=("chain", "draw")).transpose("customer_id", "_s").values
-        lo, hi = hdi(v, prob, axis=1)
-        out[f"{name}_mean"], out[f"{name}_hdi_low"], out[f"{name}_hdi_high"] = v.mean(1), lo, hi
-    res = customer_lifetime_value(bg, gg, rfm, horizon=c.horizon, period=c.period, discount_rate=c.discount_rate,
-                                  margin=c.margin, threshold=c.thresholds, hdi_prob=prob)  # fmt: skip
-    keep = [col for col in res.customers.columns if col.startswith(("clv_", "p_clv_gt_"))]
-    return pd.concat([out, res.customers[keep].reset_index(drop=True)], axis=1)
-
-
-T_FLAG_RATIO = 1.5
-"""``clvlab score`` warns when the table's longest T exceeds the run's by this factor."""
-
-
-def _flag_unit_mismatch(run_dir: Path, rfm: pd.DataFrame, unit: str) -> None:
-    """Warn when the table's T reaches far beyond the run's calibration (a table in days for a
-    weekly run, say): the numbers would be computed, but for the wrong time axis."""
-    import warnings
-
-    t = pd.to_numeric(rfm["T"], errors="coerce")
-    ref = run_dir / "rfm.parquet"
-    if not ref.is_file() or not t.notna().any():
-        return
-    longest = float(pd.read_parquet(ref, columns=["T"])["T"].max())
-    if longest > 0 and float(t.max()) > T_FLAG_RATIO * longest:
-        warnings.warn(f"the RFM table's T reaches {float(t.max()):g}, the run's calibration only {longest:g} "
-                      f"(features.time_unit {unit!r}): is the table in another time unit? Rebuild it with the run's "
-                      "features.time_unit", UserWarning, stacklevel=3)  # fmt: skip

@@ -26,7 +26,7 @@ samples the rest mean-centred non-centred (:mod:`.hierarchy`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -38,7 +38,8 @@ from clvlab.models import gamma_gamma_math as gm
 from clvlab.choices import ALL_SEGMENTS
 from clvlab.models.base import BayesianEstimator
 from clvlab.models.centering import SegmentCentring
-from clvlab.models.hierarchy import ParamPrior, inverse_link, segment_parameter
+from clvlab.models.new_segments import NewSegments
+from clvlab.models.hierarchy import ParamPrior, segment_parameter
 from clvlab.features.validation import examples as _examples
 from clvlab.stats import HDI_PROB, hdi_sorted
 
@@ -53,7 +54,7 @@ DEFAULT_PRIORS: dict[str, ParamPrior] = {
 }
 
 
-class GammaGamma(SegmentCentring, BayesianEstimator):
+class GammaGamma(NewSegments, SegmentCentring, BayesianEstimator):
     """Hierarchical Gamma-Gamma estimator of mean spend per transaction.
 
     Parameters
@@ -76,6 +77,7 @@ class GammaGamma(SegmentCentring, BayesianEstimator):
     rfm_columns: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
     default_priors: ClassVar[dict[str, ParamPrior]] = DEFAULT_PRIORS
     link_params: ClassVar[tuple[str, ...]] = ("p", "q_minus_1", "mean_spend")
+    params: ClassVar[tuple[str, ...]] = SEGMENT_PARAMS
     summary_vars: ClassVar[tuple[str, ...]] = (
         "p", "q", "gamma", "mean_spend", "p_pop", "q_minus_1_pop", "mean_spend_pop",
         "p_sigma", "q_minus_1_sigma", "mean_spend_sigma",
@@ -185,6 +187,11 @@ class GammaGamma(SegmentCentring, BayesianEstimator):
             return "diag"
         return super()._nutpie_adaptation()
 
+    def _natural(self, link: dict[str, Any]) -> dict[str, Any]:
+        """(p, q, gamma) from the sampled (p, q - 1, mean spend) (:func:`~.gamma_gamma_math.gg_natural`)."""
+        q, gamma = gm.gg_natural(link["p"], link["q_minus_1"], link["mean_spend"])
+        return {"p": link["p"], "q": q, "gamma": gamma}
+
     def _prepare_backend(self, backend: str) -> None:
         if backend == "jax":  # the fused likelihood op needs its JAX implementation registered
             from clvlab.models.gamma_gamma_kernel import register_jax
@@ -226,54 +233,6 @@ class GammaGamma(SegmentCentring, BayesianEstimator):
         self._check_fitted()
         post = self.posterior_
         return gm.gg_population_mean_spend(post["p"], post["q"], post["gamma"]).rename("population_mean_spend")
-
-    def segment_posterior(self, new_segments: Sequence[str] = (), seed: int = 0) -> xr.Dataset:
-        """Posterior p, q, gamma per segment, including segments the fit did not see.
-
-        A segment without a repeat buyer (e.g. a behavioural segment of one-off customers) has
-        no spend data of its own. Under partial pooling it is a new draw from the population:
-        per posterior draw, each link-scale parameter eta ~ Normal(mu, sigma) (the hierarchy's
-        between-segment spread, not just its median); pooled, it shares the one set.
-
-        Parameters
-        ----------
-        new_segments : sequence of str
-            Segment labels to add (those already fitted are ignored).
-        seed : int
-            Seed of the population draws.
-
-        Returns
-        -------
-        Dataset
-            p, q, gamma on (chain, draw, segment): the fitted segments, then the new ones.
-        """
-        self._check_fitted()
-        post = self.posterior_[list(SEGMENT_PARAMS)]
-        new = [str(g) for g in dict.fromkeys(map(str, new_segments)) if str(g) not in set(map(str, self.segments_))]
-        if not new:
-            return post
-        pooling = self.effective_pooling
-        if pooling == "unpooled":
-            raise ClvlabInputError([f"segment(s) {new} of column {self.segment!r} had no repeat buyer in the fit: an "
-                                    "unpooled Gamma-Gamma model has no spend for them (fit pooling='partial' or "
-                                    "'pooled')"], what="Gamma-Gamma model")  # fmt: skip
-        if pooling == "pooled":
-            extra = post.isel(segment=[0] * len(new))
-        else:
-            rng = np.random.default_rng(seed)
-            full = self.posterior_
-            shape = full["p_mu"].shape + (len(new),)
-            theta = {}
-            for name in ("p", "q_minus_1", "mean_spend"):
-                eta = (full[f"{name}_mu"].values[..., None]
-                       + full[f"{name}_sigma"].values[..., None] * rng.standard_normal(shape))  # fmt: skip
-                theta[name] = np.asarray(inverse_link(eta, DEFAULT_PRIORS[name].link), dtype=float)
-            dims = ("chain", "draw", "segment")
-            q, gamma = gm.gg_natural(theta["p"], theta["q_minus_1"], theta["mean_spend"])
-            extra = xr.Dataset({"p": (dims, theta["p"]), "q": (dims, q), "gamma": (dims, gamma)},
-                               coords={"chain": post["chain"], "draw": post["draw"]})  # fmt: skip
-        extra = extra.assign_coords(segment=new)
-        return xr.concat([post, extra], dim="segment")
 
     def log_likelihood(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
         """Pointwise log-likelihood per repeat customer (for LOO), dims (chain, draw, customer_id)."""

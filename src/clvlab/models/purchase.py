@@ -33,6 +33,7 @@ import xarray as xr
 from clvlab.errors import ClvlabInputError
 from clvlab.models.base import BayesianEstimator
 from clvlab.models.centering import SegmentCentring
+from clvlab.models.new_segments import NewSegments
 from clvlab.models.hierarchy import ParamPrior, segment_parameter
 from clvlab.models.patterns import Patterns, compress_patterns, factorize
 
@@ -72,7 +73,7 @@ def _one_window(t: Any) -> float:
                                what="argument")  # fmt: skip
     return float(window_length(t)[0])
 
-class PurchaseModel(SegmentCentring, BayesianEstimator):
+class PurchaseModel(NewSegments, SegmentCentring, BayesianEstimator):
     """Base of the hierarchical purchase models (module docstring).
 
     Parameters
