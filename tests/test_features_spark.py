@@ -201,3 +201,83 @@ def test_a_run_config_with_engine_spark_gives_the_duckdb_features(spark, tmp_pat
     assert_same(*tables)
     with pytest.raises(ClvlabInputError, match="spark section is set but engine is 'duckdb'"):
         load_config({**cfg, "features": {**cfg["features"], "spark": {"master": "local[2]"}}})
+
+
+# ------------------------------------------------------- folders of part files that drifted
+def _part(folder, name, df):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), folder / name, coerce_timestamps="us")
+
+
+LAKE_BASE = pd.DataFrame({"customer_id": ["1", "2", "3"], "date": pd.to_datetime(["2020-01-01", "2020-01-05", "2020-02-01"]),
+                          "amount": [1.5, 2.0, 3.0], "channel": ["a", "b", "a"]})  # fmt: skip
+DRIFTED = {
+    "empty": ({}, "folder {f} holds no .parquet part files (it is empty)"),
+    "only_text": ({"README.txt": "notes"}, "folder {f} holds no .parquet part files (it holds 1 other file(s), e.g. README.txt)"),
+    "corrupt_part": ({"p0.parquet": LAKE_BASE, "p1.parquet": b"PAR1 truncated"}, "part p1.parquet: not a readable Parquet file"),
+    "text_amount": ({"p0.parquet": LAKE_BASE, "p1.parquet": LAKE_BASE.assign(amount=["4", "5", "6"])},
+                    "column 'amount' has different types across the part files: double in 1 (p0.parquet); string in 1 (p1.parquet)"),
+    "int_amount": ({"p0.parquet": LAKE_BASE, "p1.parquet": LAKE_BASE.assign(amount=[4, 5, 6])},
+                   "column 'amount' has different types across the part files: double in 1 (p0.parquet); int64 in 1 (p1.parquet)"),
+    "no_channel_later": ({"p0.parquet": LAKE_BASE, "p1.parquet": LAKE_BASE.drop(columns="channel")},
+                         "column 'channel' is missing from 1 of 2 part files (p1.parquet)"),
+    "no_channel_first": ({"p0.parquet": LAKE_BASE.drop(columns="channel"), "p1.parquet": LAKE_BASE},
+                         "column 'channel' is missing from 1 of 2 part files (p0.parquet)"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(DRIFTED))
+def test_a_drifted_folder_is_refused_the_same_way_by_both_engines(case, spark, tmp_path):
+    """Left to themselves the engines differ: DuckDB reads text amounts as numbers and drops a
+    column the first part lacks, Spark fills it with NULL; each has its own raw error."""
+    files, expected = DRIFTED[case]
+    folder = tmp_path / case
+    folder.mkdir()
+    for name, content in files.items():
+        if isinstance(content, pd.DataFrame):
+            _part(folder, name, content)
+        else:
+            (folder / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    messages = {}
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(ClvlabInputError) as err:
+            F.rfm_summary(folder, "2020-03-01", segment_cols=["channel"], engine=engine)
+        messages[engine] = err.value.problems
+    assert messages["duckdb"] == messages["spark"]
+    assert any(m.startswith(expected.format(f=folder)) for m in messages["duckdb"]), messages["duckdb"]
+
+
+def test_stray_files_and_hive_folders_are_read_the_same_by_both_engines(spark, tmp_path):
+    flat = tmp_path / "flat"
+    _part(flat, "p0.parquet", LAKE_BASE)
+    (flat / "README.txt").write_text("written by the nightly job")  # ignored by both: parts are *.parquet
+    (flat / "_SUCCESS").write_text("")
+    hive = tmp_path / "hive"
+    _part(hive / "region=north", "p0.parquet", LAKE_BASE)
+    _part(hive / "region=south", "p0.parquet", LAKE_BASE.assign(customer_id=["4", "5", "6"]))
+    for folder, segs in ((flat, ["channel"]), (hive, ["channel", "region"])):
+        duck = F.rfm_summary(folder, "2020-03-01", segment_cols=segs)
+        assert_same(duck, F.rfm_summary(folder, "2020-03-01", segment_cols=segs, engine="spark"))
+    assert duck["region"].tolist() == ["north"] * 3 + ["south"] * 3
+
+
+def test_missing_folders_and_an_unreachable_master_are_named(tmp_path):
+    import socket
+
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(ClvlabInputError, match="no such Parquet"):
+            F.rfm_summary(tmp_path / "no_such_lake", CAL, engine=engine)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    from clvlab.features.spark import spark_session
+
+    if spark_unavailable() is None:
+        with pytest.raises(ClvlabInputError, match=rf"spark.master 'spark://127.0.0.1:{port}': no master answers at "
+                                                   rf"127.0.0.1:{port} \(Connection refused\)"):  # fmt: skip
+            spark_session(f"spark://127.0.0.1:{port}")
+        with pytest.raises(ClvlabInputError, match="expected spark://host:port"):
+            spark_session("spark://nohostport")

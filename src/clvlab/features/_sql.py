@@ -164,11 +164,12 @@ def _duckdb_relation(transactions: Any) -> duckdb.DuckDBPyRelation:
     if isinstance(transactions, (str, os.PathLike)):
         path = str(transactions)
         if (pattern := parquet_files(path)) is not None:
-            if pattern == path and not any(c in path for c in "*?[") and not Path(path).is_file():
-                raise ClvlabInputError([f"no such Parquet file: {path}"], what="transactions")
-            if pattern != path and not any(Path(path).rglob("*.parquet")):
-                raise ClvlabInputError([f"folder {path} holds no .parquet part files"], what="transactions")
-            return connect().read_parquet(pattern)
+            from clvlab.features.parquet_parts import check_parquet_input, hive_partitioned
+
+            files = check_parquet_input(path, engine="duckdb")  # footers: the same parts, columns, types as Spark
+            return connect().read_parquet(pattern, hive_partitioning=hive_partitioned(path, files))
+        if not path.lower().endswith(_CSV) and not Path(path).exists() and not any(c in path for c in "*?["):
+            raise ClvlabInputError([f"no such Parquet or CSV file, or folder: {path}"], what="transactions")
         if path.lower().endswith(_CSV):
             if not Path(path).is_file():
                 raise ClvlabInputError([f"no such CSV file: {path}"], what="transactions")

@@ -75,12 +75,41 @@ def spark_session(master: str | None = None, conf: Mapping[str, Any] | None = No
         return active
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
+        check_master(master)
         builder = builder.master(master)
     for key, value in {**SESSION_DEFAULTS, **dict(conf or {})}.items():
         builder = builder.config(key, str(value))
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+MASTER_CONNECT_TIMEOUT_S = 5.0
+"""How long ``spark_session`` waits for a ``spark://`` master to accept a connection."""
+
+
+def check_master(master: str, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None:
+    """Refuse a standalone master (``spark://host:port[,host2:port2]``) none of whose hosts accepts
+    a TCP connection within ``timeout`` (Spark itself retries for over a minute, then fails with
+    "Cannot call methods on a stopped SparkContext"). Other masters (local, yarn, k8s) are left
+    to Spark."""
+    import socket
+
+    if not master.startswith("spark://"):
+        return
+    tried = []
+    for hostport in master[len("spark://"):].split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ClvlabInputError([f"spark.master {master!r}: expected spark://host:port[,host:port...]"],
+                                   what="Spark engine")  # fmt: skip
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                return
+        except OSError as exc:
+            tried.append(f"{host}:{port} ({exc.strerror or type(exc).__name__})")
+    raise ClvlabInputError([f"spark.master {master!r}: no master answers at {', '.join(tried)} within {timeout:g} s; "
+                            "is the Spark master running and reachable from here?"], what="Spark engine")  # fmt: skip
 
 
 def _drop_view(session: Any, name: str) -> None:
@@ -123,18 +152,24 @@ class SparkSource(Source):
             path = str(transactions)
             remote = "://" in path  # s3a://, abfss://, hdfs://, ...: Spark's file systems, not checked here
             pattern = path if remote else parquet_files(path)
+            if pattern is None and not Path(path).exists() and not any(c in path for c in "*?["):
+                raise ClvlabInputError([f"no such Parquet file or folder: {path}"], what="transactions")
             if pattern is None:
                 raise ClvlabInputError(
                     [f"{path}: engine='spark' reads Parquet (a file, a folder of part files or a glob); read other "
                      "formats with spark.read and pass the DataFrame"],
                     what="transactions",
                 )
-            if not remote and not any(c in path for c in "*?[") and not Path(path).exists():
-                raise ClvlabInputError([f"no such Parquet file or folder: {path}"], what="transactions")
+            reader = spark_session().read
+            if not remote:  # the footers checked as DuckDB's are: the same parts, columns and types
+                from clvlab.features.parquet_parts import check_parquet_input
+
+                check_parquet_input(path, engine="spark")
+                reader = reader.option("pathGlobFilter", "*.parquet") if Path(path).is_dir() else reader
             try:
-                frame = spark_session().read.parquet(path)
+                frame = reader.parquet(path)
                 frame.schema  # noqa: B018  (reads the footers: a type Spark cannot read fails here)
-            except Exception as exc:
+            except Exception as exc:  # a remote path: its footers were not read here
                 if "PARQUET_TYPE_ILLEGAL" in str(exc) and "NANOS" in str(exc):
                     raise ClvlabInputError(
                         [f"{path}: nanosecond timestamps, which Spark cannot read; write the files with "
