@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +159,8 @@ def score_transactions(run_dir: str | os.PathLike, transactions: str | os.PathLi
                                f"({report.date_min:%Y-%m-%d}): no customer to score", what="argument")  # fmt: skip
     rfm = rfm_summary(tx, day, time_unit=f.time_unit, segment_cols=d.segment_cols, whole_periods=f.whole_periods,
                       cohort_freq=f.cohort_freq)  # fmt: skip
-    scores = _score(run_dir, cfg, rfm, prob=prob, flag_t=False)
-    return Scores(customers=scores.customers, config=cfg, new_segments=scores.new_segments,
-                  n_new_segment_customers=scores.n_new_segment_customers, as_of=day,
-                  excluded=dict(rfm.attrs.get("excluded", {})))  # fmt: skip
+    return replace(_score(run_dir, cfg, rfm, prob=prob, flag_t=False), as_of=day,
+                   excluded=dict(rfm.attrs.get("excluded", {})))
 
 
 def _as_of(value: Any) -> pd.Timestamp:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from clvlab.errors import ClvlabInputError
 from clvlab.features.dialect import DUCKDB, Dialect, check_engine
+from clvlab.features.parquet_parts import check_parquet_input, hive_partitioned, is_glob
 
 logger = logging.getLogger("clvlab.features")
 
@@ -164,11 +165,9 @@ def _duckdb_relation(transactions: Any) -> duckdb.DuckDBPyRelation:
     if isinstance(transactions, (str, os.PathLike)):
         path = str(transactions)
         if (pattern := parquet_files(path)) is not None:
-            from clvlab.features.parquet_parts import check_parquet_input, hive_partitioned
-
             files = check_parquet_input(path, engine="duckdb")  # footers: the same parts, columns, types as Spark
             return connect().read_parquet(pattern, hive_partitioning=hive_partitioned(path, files))
-        if not path.lower().endswith(_CSV) and not Path(path).exists() and not any(c in path for c in "*?["):
+        if not path.lower().endswith(_CSV) and not Path(path).exists() and not is_glob(path):
             raise ClvlabInputError([f"no such Parquet or CSV file, or folder: {path}"], what="transactions")
         if path.lower().endswith(_CSV):
             if not Path(path).is_file():

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from clvlab.errors import ClvlabInputError
 
-__all__ = ["PARQUET_SUFFIXES", "check_parquet_input", "parquet_part_files"]
+__all__ = ["NANOS_FIX", "check_parquet_input", "hive_partitioned", "is_glob", "parquet_part_files"]
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+NANOS_FIX = ("write the files with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))")
+"""What to do about nanosecond timestamps, which Spark cannot read."""
 SHOW = 3
 """Part files named per problem (then a count)."""
 
 
-def _is_glob(path: str) -> bool:
+def is_glob(path: str) -> bool:
+    """Whether ``path`` is a glob pattern."""
     return any(c in path for c in "*?[")
 
 
@@ -34,7 +36,7 @@ def parquet_part_files(path: str) -> list[Path]:
     Files and folders whose name starts with ``_`` or ``.`` are left out, as both engines do
     (``_SUCCESS``, ``.crc``)."""
     p = Path(path)
-    if _is_glob(path):
+    if is_glob(path):
         found = [Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file()]
     elif p.is_dir():
         found = [f for f in p.rglob("*.parquet") if f.is_file()]
@@ -99,7 +101,7 @@ def check_parquet_input(path: str, *, engine: str) -> list[Path]:
     p = Path(path)
     files = parquet_part_files(path)
     if not files:
-        if _is_glob(path):
+        if is_glob(path):
             msg = f"no Parquet file matches {path}"
         elif p.is_dir():
             other = sorted(f.name for f in p.rglob("*") if f.is_file())
@@ -122,8 +124,7 @@ def check_parquet_input(path: str, *, engine: str) -> list[Path]:
             columns[field.name][_kind(field.type)].append(name(f))
             if engine == "spark" and str(getattr(field.type, "unit", "")) == "ns":
                 problems.append(f"part {name(f)}: column {field.name!r} holds nanosecond timestamps, which Spark "
-                                "cannot read; write the files with microsecond timestamps (pandas: "
-                                "to_parquet(..., coerce_timestamps='us'))")  # fmt: skip
+                                f"cannot read; {NANOS_FIX}")  # fmt: skip
     for col, kinds in columns.items():
         having = sorted({f for fs in kinds.values() for f in fs})
         if len(having) < len(schemas):

@@ -28,6 +28,7 @@ import pandas as pd
 from clvlab.errors import ClvlabInputError
 from clvlab.features._sql import Source, _is_spark_frame, parquet_files
 from clvlab.features.dialect import SPARK
+from clvlab.features.parquet_parts import NANOS_FIX, check_parquet_input, is_glob
 
 __all__ = ["SparkSource", "spark_session", "spark_unavailable"]
 
@@ -152,7 +153,7 @@ class SparkSource(Source):
             path = str(transactions)
             remote = "://" in path  # s3a://, abfss://, hdfs://, ...: Spark's file systems, not checked here
             pattern = path if remote else parquet_files(path)
-            if pattern is None and not Path(path).exists() and not any(c in path for c in "*?["):
+            if pattern is None and not Path(path).exists() and not is_glob(path):
                 raise ClvlabInputError([f"no such Parquet file or folder: {path}"], what="transactions")
             if pattern is None:
                 raise ClvlabInputError(
@@ -162,8 +163,6 @@ class SparkSource(Source):
                 )
             reader = spark_session().read
             if not remote:  # the footers checked as DuckDB's are: the same parts, columns and types
-                from clvlab.features.parquet_parts import check_parquet_input
-
                 check_parquet_input(path, engine="spark")
                 reader = reader.option("pathGlobFilter", "*.parquet") if Path(path).is_dir() else reader
             try:
@@ -172,8 +171,7 @@ class SparkSource(Source):
             except Exception as exc:  # a remote path: its footers were not read here
                 if "PARQUET_TYPE_ILLEGAL" in str(exc) and "NANOS" in str(exc):
                     raise ClvlabInputError(
-                        [f"{path}: nanosecond timestamps, which Spark cannot read; write the files with "
-                         "microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"],
+                        [f"{path}: nanosecond timestamps, which Spark cannot read; {NANOS_FIX}"],
                         what="transactions",
                     ) from None
                 raise
