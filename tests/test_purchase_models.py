@@ -128,7 +128,10 @@ SIZES = {"s0": 1600, "s1": 900, "s2": 1200, "s3": 600, "s4": 400, "s5": 800}
 RECOVERY_SEEDS = (11, 12)
 
 
-def _recovery_fit(cls, seed):  # type: ignore[no-untyped-def]
+def _recovery_fit(cls, seed, chains=2, draws=400, tune=400):  # type: ignore[no-untyped-def]
+    """The simulated six-segment business, fitted partially pooled; (model, intervals covering, intervals).
+
+    Also run over many seeds by ``benchmarks/seed_margins.py recovery_pareto_nbd`` (and ``_mbgnbd``)."""
     pareto = cls is ParetoNBD
     truth = PNBD_TRUTH if pareto else MBG_TRUTH
     names = ("r", "alpha", "s", "beta") if pareto else ("r", "alpha", "a", "b")
@@ -138,8 +141,8 @@ def _recovery_fit(cls, seed):  # type: ignore[no-untyped-def]
     data = rfm_summary(sim.transactions, sim.observation_end, "W", segment_cols=["channel"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        m = cls(pooling="partial", segment="channel").fit(data, seed=seed, chains=2, draws=400, tune=400,
-                                                          progressbar=False)  # fmt: skip
+        m = cls(pooling="partial", segment="channel").fit(data, seed=seed, chains=chains, draws=draws,
+                                                          tune=tune, progressbar=False)  # fmt: skip
     hit = total = 0
     for g, values in truth.items():
         for k, v in zip(names, values, strict=True):
