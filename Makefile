@@ -11,11 +11,12 @@ STAMP     := $(VENV)/.synced
 CONFIG    ?= models/configs/cdnow.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help env run test bench notebooks lab lock clean
+.PHONY: help env run test lint format bench notebooks lab lock clean
 
 help:
 	@echo "make run      create .venv (Python >= 3.12, locked deps) and run the main CDNOW job"
-	@echo "make test     create .venv and run the test suite"
+	@echo "make test     create .venv, check lint and format (ruff), run the test suite"
+	@echo "make format   apply ruff's fixes and formatting"
 	@echo "make bench    benchmarks (speed/memory ratios against lifetimes / pymc-marketing)"
 	@echo "make notebooks  execute every notebook (full mode) and refresh the .ipynb"
 	@echo "make lab      JupyterLab on the project's environment (notebooks/)"
@@ -39,7 +40,16 @@ env: $(STAMP)
 run: env
 	$(VENV)/bin/clvlab run --config $(CONFIG)
 
-test: env
+# Lint and format checks first (seconds; settings in pyproject.toml [tool.ruff]); `make format` fixes.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: env
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: env lint
 	@set -o pipefail; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -37,7 +37,13 @@ from clvlab.versions import package_versions
 RESULTS = Path(__file__).resolve().parent / "results" / "bgnbd.json"
 CAL_END = "1997-09-30"
 PARAMS = ("r", "alpha", "a", "b")
-MAP_INFO = ("build_s", "map_compile_s", "map_optimise_s", "map_n_eval", "map_converged")
+
+
+def _map_info(m) -> dict:  # type: ignore[no-untyped-def]
+    """A MAP fit's costs, as the results files record them."""
+    i = m.fit_info_
+    return dict(build_s=i.build_s, map_compile_s=i.map.compile_s, map_optimise_s=i.map.optimise_s,
+                map_n_eval=i.map.n_eval, map_converged=i.map.converged)  # fmt: skip
 
 
 def cdnow_rfm(cohorts: int = 12) -> pd.DataFrame:
@@ -65,14 +71,14 @@ def bench_cdnow_partial(draws: int, tune: int, chains: int, backends: list[str])
             )
         wall = time.perf_counter() - t0
         out[backend] = dict(
-            wall_s=wall, compile_s=m.fit_info_["compile_s"], n_patterns=m.n_patterns_, min_ess_bulk=_min_ess(m),
+            wall_s=wall, compile_s=m.fit_info_.compile_s, n_patterns=m.n_patterns_, min_ess_bulk=_min_ess(m),
             ess_per_s=_min_ess(m) / wall, convergence=m.convergence_, warnings=[str(x.message) for x in w],
-            chains=chains, draws=draws, tune=m.fit_info_["tune"], target_s=60.0, meets_target=wall < 60.0,
+            chains=chains, draws=draws, tune=m.fit_info_.tune, target_s=60.0, meets_target=wall < 60.0,
             loadavg_1min_after=os.getloadavg()[0],  # other processes on the machine slow it down
         )  # fmt: skip
-        print(f"cdnow_partial[{backend}]: {wall:.1f}s wall (compile {m.fit_info_['compile_s']:.1f}s), "
-              f"{m.n_patterns_} patterns, min ESS {_min_ess(m):.0f}, max R-hat {m.convergence_['max_r_hat']:.4f}, "
-              f"divergences {m.convergence_['divergences']}")  # fmt: skip
+        print(f"cdnow_partial[{backend}]: {wall:.1f}s wall (compile {m.fit_info_.compile_s:.1f}s), "
+              f"{m.n_patterns_} patterns, min ESS {_min_ess(m):.0f}, max R-hat {m.convergence_.max_r_hat:.4f}, "
+              f"divergences {m.convergence_.divergences}")  # fmt: skip
     return out
 
 
@@ -87,7 +93,7 @@ def bench_compare(draws: int, tune: int, chains: int) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         ours = BGNBD(pooling="pooled").fit(data, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False)
     wall = time.perf_counter() - t0
-    out["clvlab_nuts"] = dict(wall_s=wall, compile_s=ours.fit_info_["compile_s"], min_ess_bulk=_min_ess(ours),
+    out["clvlab_nuts"] = dict(wall_s=wall, compile_s=ours.fit_info_.compile_s, min_ess_bulk=_min_ess(ours),
                               ess_per_s=_min_ess(ours) / wall, n_patterns=ours.n_patterns_,
                               means={k: float(ours.posterior_[k].mean()) for k in PARAMS})  # fmt: skip
     print(f"compare clvlab NUTS: {wall:.1f}s, ESS/s {out['clvlab_nuts']['ess_per_s']:.1f}")
@@ -111,7 +117,9 @@ def bench_compare(draws: int, tune: int, chains: int) -> dict[str, Any]:
             means={k: float(idata["posterior"][k].mean()) for k in PARAMS},
         )  # fmt: skip
         out["ess_per_s_ratio"] = out["clvlab_nuts"]["ess_per_s"] / out["pymc_marketing_nuts"]["ess_per_s"]
-        print(f"compare pymc-marketing NUTS: {wall_p:.1f}s, ESS/s {min_ess / wall_p:.1f}; ratio {out['ess_per_s_ratio']:.1f}x")
+        print(
+            f"compare pymc-marketing NUTS: {wall_p:.1f}s, ESS/s {min_ess / wall_p:.1f}; ratio {out['ess_per_s_ratio']:.1f}x"
+        )
     except Exception as e:  # noqa: BLE001 (a baseline failure must not lose our numbers)
         out["pymc_marketing_nuts"] = {"error": repr(e)}
         print("pymc-marketing failed:", repr(e))
@@ -121,9 +129,11 @@ def bench_compare(draws: int, tune: int, chains: int) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         mp = BGNBD(pooling="pooled").fit(data, method="map", progressbar=False)
     out["clvlab_map"] = dict(wall_s=time.perf_counter() - t0, params={k: float(mp.posterior_[k].mean()) for k in PARAMS},
-                             **{k: mp.fit_info_[k] for k in MAP_INFO})  # fmt: skip
+                             **_map_info(mp))  # fmt: skip
     out["lifetimes_map"] = lifetimes_mle(data)
-    print(f"compare MAP: clvlab {out['clvlab_map']['wall_s']:.1f}s, lifetimes {out['lifetimes_map'].get('wall_s', float('nan')):.1f}s")
+    print(
+        f"compare MAP: clvlab {out['clvlab_map']['wall_s']:.1f}s, lifetimes {out['lifetimes_map'].get('wall_s', float('nan')):.1f}s"
+    )
     return out
 
 
@@ -149,22 +159,26 @@ def bench_cdnow_map() -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(data, method="map", progressbar=False)
-        out[name] = dict(wall_s=time.perf_counter() - t0, **{k: est.fit_info_[k] for k in MAP_INFO},
+        out[name] = dict(wall_s=time.perf_counter() - t0, **_map_info(est),
                          params={k: est.posterior_[k].values.ravel().tolist() for k in PARAMS})  # fmt: skip
-        print(f"cdnow_map[{name}]: {out[name]['wall_s']:.2f}s ({est.fit_info_['map_n_eval']} evaluations)")
+        print(f"cdnow_map[{name}]: {out[name]['wall_s']:.2f}s ({est.fit_info_.map.n_eval} evaluations)")
     out["lifetimes_pooled"] = lifetimes_mle(rfm)
     return out
 
 
-def simulated_rfm(n: int, n_segments: int = 20, seed: int = 0, whole_periods: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def simulated_rfm(
+    n: int, n_segments: int = 20, seed: int = 0, whole_periods: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     from clvlab.data.simulate import SegmentParams, simulate
 
     rng = np.random.default_rng(seed)
     names = [f"seg{i:02d}" for i in range(n_segments)]
     segs = {
         g: SegmentParams(
-            r=float(np.exp(rng.normal(np.log(0.4), 0.3))), alpha=float(np.exp(rng.normal(np.log(5.0), 0.3))),
-            a=float(np.exp(rng.normal(np.log(0.8), 0.3))), b=float(np.exp(rng.normal(np.log(2.5), 0.3))),
+            r=float(np.exp(rng.normal(np.log(0.4), 0.3))),
+            alpha=float(np.exp(rng.normal(np.log(5.0), 0.3))),
+            a=float(np.exp(rng.normal(np.log(0.8), 0.3))),
+            b=float(np.exp(rng.normal(np.log(2.5), 0.3))),
         )  # fmt: skip
         for g in names
     }
@@ -185,22 +199,24 @@ def bench_sim(n: int, draws: int, tune: int, chains: int, whole_periods: bool, s
         warnings.simplefilter("ignore")
         mp = BGNBD(pooling="partial", segment="channel").fit(rfm, method="map", progressbar=False)
     out["map"] = dict(wall_s=time.perf_counter() - t0, n_patterns=mp.n_patterns_, target_s=15.0,
-                      **{k: mp.fit_info_[k] for k in MAP_INFO})  # fmt: skip
+                      **_map_info(mp))  # fmt: skip
     out["map"]["meets_target"] = out["map"]["wall_s"] < 15.0
     print(f"sim{n}: MAP {out['map']['wall_s']:.1f}s ({mp.n_patterns_} patterns)")
     if not skip_nuts:
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
-            m = BGNBD(pooling="partial", segment="channel").fit(rfm, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False)
+            m = BGNBD(pooling="partial", segment="channel").fit(
+                rfm, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False
+            )
         wall = time.perf_counter() - t0
         err = {k: float(np.median(np.abs(m.posterior_[k].mean(("chain", "draw")).values / truth.loc[m.segments_, k].values - 1)))
                for k in PARAMS}  # fmt: skip
-        out["nuts"] = dict(wall_s=wall, compile_s=m.fit_info_["compile_s"], min_ess_bulk=_min_ess(m),
-                           centering_s=m.fit_info_.get("centering_s"),
-                           n_centered={k: len(v) for k, v in m.fit_info_.get("centered", {}).items()},
+        out["nuts"] = dict(wall_s=wall, compile_s=m.fit_info_.compile_s, min_ess_bulk=_min_ess(m),
+                           centering_s=m.fit_info_.centering_s,
+                           n_centered={k: len(v) for k, v in (m.fit_info_.centered or {}).items()},
                            mean_steps_per_draw=float(m.idata_["sample_stats"]["n_steps"].mean()),
-                           nutpie_adaptation=m.fit_info_.get("nutpie_adaptation"), n_patterns=m.n_patterns_,
+                           nutpie_adaptation=m.fit_info_.nutpie_adaptation, n_patterns=m.n_patterns_,
                            convergence=m.convergence_, median_rel_error_vs_truth=err, target_s=600.0,
                            meets_target=wall < 600.0, warnings=[str(x.message) for x in w])  # fmt: skip
         print(f"sim{n}: NUTS {wall:.1f}s, min ESS {_min_ess(m):.0f}, median |rel err| {err}")
@@ -215,8 +231,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-1m", action="store_true", help="leave out the 1M-customer part")
     ap.add_argument("--skip-1m-nuts", action="store_true", help="1M part: MAP only")
     ap.add_argument("--backends", nargs="+", default=["numba"], choices=["numba", "jax"])
-    ap.add_argument("--whole-periods", action="store_true",
-                    help="1M part: whole weeks (fewer patterns, biased estimates) instead of days/7")
+    ap.add_argument(
+        "--whole-periods",
+        action="store_true",
+        help="1M part: whole weeks (fewer patterns, biased estimates) instead of days/7",
+    )
     ap.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's, nutpie 400)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -224,7 +243,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     draws, tune, chains = (200, 200, 2) if args.quick else (1000, args.tune, 4)
     n_sim = 100_000 if args.quick else 1_000_000
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
-    env = dict(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(), versions=package_versions())
+    env = dict(
+        machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(), versions=package_versions()
+    )
     key = "quick" if args.quick else "full"
     section = results.setdefault(key, {})
     section["environment"] = env

@@ -180,7 +180,7 @@ def _run_worker(kind: str, rfm: Path, post: Path, n: int, *, limit_gb: float | N
         mem = any("MemoryError" in t or "Unable to allocate" in t or "cannot allocate" in t.lower() for t in tail)
         return dict(ok=False, reason=("out of memory (RLIMIT_AS)" if mem else f"exit {proc.returncode}"),
                     stderr_tail=tail, n_customers=n)  # fmt: skip
-    res = json.loads(lines[-1][len("RESULT "):])
+    res = json.loads(lines[-1][len("RESULT ") :])
     res.update(ok=True, process_wall_s=wall)
     return res
 
@@ -190,8 +190,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--mm-sizes", default="1000,10000,30000")
-    ap.add_argument("--mm-probe", type=int, default=1_000_000,
-                    help="after the size ladder, one pymc-marketing run at this size under the memory cap (does it fit?)")
+    ap.add_argument(
+        "--mm-probe",
+        type=int,
+        default=1_000_000,
+        help="after the size ladder, one pymc-marketing run at this size under the memory cap (does it fit?)",
+    )
     ap.add_argument("--mm-limit-gb", type=float, default=20.0, help="RLIMIT_AS for each pymc-marketing run")
     ap.add_argument("--mm-timeout", type=float, default=240.0, help="wall-clock limit per pymc-marketing size")
     ap.add_argument("--worker", choices=["ours", "pymc_marketing"], help=argparse.SUPPRESS)
@@ -227,7 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
             break
     probe = None
     if args.mm_probe and args.mm_probe <= args.customers and all(r["n_customers"] < args.mm_probe for r in mm_runs):
-        probe = _run_worker("pymc_marketing", rfm, post, args.mm_probe, limit_gb=args.mm_limit_gb, timeout_s=args.mm_timeout)
+        probe = _run_worker(
+            "pymc_marketing", rfm, post, args.mm_probe, limit_gb=args.mm_limit_gb, timeout_s=args.mm_timeout
+        )
         print(f"pymc-marketing probe n={args.mm_probe}: {probe}", flush=True)
     done = [r for r in mm_runs if r["ok"]]
     largest = done[-1] if done else None

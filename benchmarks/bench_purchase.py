@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from bench_bgnbd import CAL_END, cdnow_rfm
+
 from clvlab.data.cdnow import load_cdnow
 from clvlab.features import calibration_holdout
 from clvlab.io import write_json
@@ -62,21 +62,23 @@ def bench_partial(draws: int, tune: int | None, chains: int, models: list[str]) 
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             m = purchase_model_class(name)(pooling="partial", segment="cohort_week").fit(
-                rfm, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False)
+                rfm, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False
+            )
         wall = time.perf_counter() - t0
-        out[name] = dict(wall_s=wall, compile_s=m.fit_info_["compile_s"], n_patterns=m.n_patterns_,
+        out[name] = dict(wall_s=wall, compile_s=m.fit_info_.compile_s, n_patterns=m.n_patterns_,
                          min_ess_bulk=_min_ess(m, params), ess_per_s=_min_ess(m, params) / wall,
                          convergence=m.convergence_, warnings=[str(x.message) for x in w], chains=chains, draws=draws,
                          target_s=60.0, meets_target=wall < 60.0, loadavg_1min_after=os.getloadavg()[0],
                          wall_ratio_to_bgnbd=wall / out[REFERENCE[0]]["wall_s"] if name != REFERENCE[0] else 1.0)  # fmt: skip
-        print(f"partial[{name}]: {wall:.1f}s wall (compile {m.fit_info_['compile_s']:.1f}s), {m.n_patterns_} patterns, "
-              f"min ESS {_min_ess(m, params):.0f}, max R-hat {m.convergence_['max_r_hat']:.4f}, "
-              f"divergences {m.convergence_['divergences']}", flush=True)  # fmt: skip
+        print(f"partial[{name}]: {wall:.1f}s wall (compile {m.fit_info_.compile_s:.1f}s), {m.n_patterns_} patterns, "
+              f"min ESS {_min_ess(m, params):.0f}, max R-hat {m.convergence_.max_r_hat:.4f}, "
+              f"divergences {m.convergence_.divergences}", flush=True)  # fmt: skip
     return out
 
 
-def bench_compare(draws: int, tune: int | None, chains: int, models: list[str], baselines: list[str],
-                  n_customers: int | None = None) -> dict[str, Any]:
+def bench_compare(
+    draws: int, tune: int | None, chains: int, models: list[str], baselines: list[str], n_customers: int | None = None
+) -> dict[str, Any]:
     import arviz as az
 
     rfm = cdnow_rfm()
@@ -117,8 +119,11 @@ def bench_compare(draws: int, tune: int | None, chains: int, models: list[str], 
             res["pymc_marketing_nutpie"] = dict(wall_s=wall_p, min_ess_bulk=min_ess, ess_per_s=min_ess / wall_p,
                                                 means={k: float(idata["posterior"][k].mean()) for k in params})  # fmt: skip
             res["ess_per_s_ratio"] = res["clvlab"]["ess_per_s"] / res["pymc_marketing_nutpie"]["ess_per_s"]
-            print(f"compare[{name}]: clvlab {wall:.1f}s ESS/s {res['clvlab']['ess_per_s']:.1f}; pymc-marketing (nutpie) "
-                  f"{wall_p:.1f}s ESS/s {min_ess / wall_p:.1f}; ratio {res['ess_per_s_ratio']:.1f}x", flush=True)
+            print(
+                f"compare[{name}]: clvlab {wall:.1f}s ESS/s {res['clvlab']['ess_per_s']:.1f}; pymc-marketing (nutpie) "
+                f"{wall_p:.1f}s ESS/s {min_ess / wall_p:.1f}; ratio {res['ess_per_s_ratio']:.1f}x",
+                flush=True,
+            )
         except Exception as e:  # noqa: BLE001 (a baseline failure must not lose our numbers)
             res["pymc_marketing_nutpie"] = {"error": repr(e)}
             print(f"compare[{name}]: pymc-marketing failed: {e!r}", flush=True)
@@ -137,8 +142,9 @@ def bench_mle() -> dict[str, Any]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            m = cls(pooling="pooled", priors={k: {"scale": 10.0} for k in cls.link_params}).fit(rfm, method="map",
-                                                                                               progressbar=False)
+            m = cls(pooling="pooled", priors={k: {"scale": 10.0} for k in cls.link_params}).fit(
+                rfm, method="map", progressbar=False
+            )
         ours = {k: float(m.posterior_[k].values.ravel()[0]) for k in params}
         res: dict[str, Any] = {"clvlab_map": dict(wall_s=time.perf_counter() - t0, params=ours)}
         try:
@@ -147,7 +153,9 @@ def bench_mle() -> dict[str, Any]:
             t0 = time.perf_counter()
             f = (ModifiedBetaGeoFitter() if name == "mbgnbd" else ParetoNBDFitter()).fit(x, tx, T)
             keys = {"r": "r", "alpha": "alpha", "a": "a", "b": "b", "s": "s", "beta": "beta"}
-            res["lifetimes"] = dict(wall_s=time.perf_counter() - t0, params={k: float(f.params_[keys[k]]) for k in params})
+            res["lifetimes"] = dict(
+                wall_s=time.perf_counter() - t0, params={k: float(f.params_[keys[k]]) for k in params}
+            )
         except Exception as e:  # noqa: BLE001
             res["lifetimes"] = {"error": repr(e)}
         for who in ("clvlab_map", "lifetimes"):
@@ -170,12 +178,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="small runs (smoke test)")
     ap.add_argument("--tune", type=int, default=None)
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--baselines", nargs="+", default=["mbgnbd"], choices=list(MODELS),
-                    help="models also fitted with pymc-marketing (nutpie); its ParetoNBDModel did not finish "
-                         "4 x (1000 + 1000) on full CDNOW in 20 min here, so it is opt-in")
-    ap.add_argument("--compare-customers", type=int, default=None,
-                    help="the compare part on a seeded random subset of this many customers (results under "
-                         "compare_<n>): pymc-marketing's ParetoNBDModel finishes there")
+    ap.add_argument(
+        "--baselines",
+        nargs="+",
+        default=["mbgnbd"],
+        choices=list(MODELS),
+        help="models also fitted with pymc-marketing (nutpie); its ParetoNBDModel did not finish "
+        "4 x (1000 + 1000) on full CDNOW in 20 min here, so it is opt-in",
+    )
+    ap.add_argument(
+        "--compare-customers",
+        type=int,
+        default=None,
+        help="the compare part on a seeded random subset of this many customers (results under "
+        "compare_<n>): pymc-marketing's ParetoNBDModel finishes there",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     draws, tune, chains = (200, 200, 2) if args.quick else (1000, args.tune, 4)

@@ -78,8 +78,10 @@ def write_parts(path: Path, folder: Path, rows_per_file: int = 2_000_000) -> Non
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()
     for i, start in enumerate(range(0, rows, rows_per_file)):
-        con.execute(f"COPY (SELECT * FROM read_parquet('{path}') LIMIT {rows_per_file} OFFSET {start}) "
-                    f"TO '{tmp / f'part-{i:05d}.parquet'}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{path}') LIMIT {rows_per_file} OFFSET {start}) "
+            f"TO '{tmp / f'part-{i:05d}.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+        )
     con.close()
     os.replace(tmp, folder)
 
@@ -109,9 +111,20 @@ def engine_child(folder: str, engine: str, out_path: str) -> None:
             if line.startswith("VmHWM:"):
                 jvm_rss = int(line.split()[1]) * 1024
     out.to_parquet(out_path)
-    print(json.dumps({"engine": engine, "wall_s": wall, "session_start_s": session_s, "import_s": t_import,
-                      "peak_rss_bytes": rss + jvm_rss, "jvm_peak_rss_bytes": jvm_rss,
-                      "loadavg_1min": [load0, os.getloadavg()[0]], "customers": len(out)}))
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "wall_s": wall,
+                "session_start_s": session_s,
+                "import_s": t_import,
+                "peak_rss_bytes": rss + jvm_rss,
+                "jvm_peak_rss_bytes": jvm_rss,
+                "loadavg_1min": [load0, os.getloadavg()[0]],
+                "customers": len(out),
+            }
+        )
+    )
 
 
 def versus_engines(path: Path) -> dict:
@@ -137,8 +150,13 @@ def versus_engines(path: Path) -> dict:
         identical = True
     except AssertionError:
         identical = False
-    return {"part_files": len(list(folder.glob("*.parquet"))), "spark_conf": SPARK_CONF, "runs": runs,
-            "identical": identical, "spark_over_duckdb": runs["spark"]["wall_s"] / runs["duckdb"]["wall_s"]}
+    return {
+        "part_files": len(list(folder.glob("*.parquet"))),
+        "spark_conf": SPARK_CONF,
+        "runs": runs,
+        "identical": identical,
+        "spark_over_duckdb": runs["spark"]["wall_s"] / runs["duckdb"]["wall_s"],
+    }
 
 
 def child(path: str, what: str) -> None:
@@ -162,15 +180,27 @@ def child(path: str, what: str) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss = usage.ru_maxrss * 1024  # Linux: KiB
     cpu = (usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    print(json.dumps({"task": what, "wall_s": wall, "cpu_s": cpu, "import_s": t_import, "peak_rss_bytes": rss,
-                      "loadavg_1min": [load0, os.getloadavg()[0]],
-                      "customers": len(out), "repeat_purchases": float(out.frequency.sum())}))
+    print(
+        json.dumps(
+            {
+                "task": what,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "import_s": t_import,
+                "peak_rss_bytes": rss,
+                "loadavg_1min": [load0, os.getloadavg()[0]],
+                "customers": len(out),
+                "repeat_purchases": float(out.frequency.sum()),
+            }
+        )
+    )
 
 
 def run_child(path: Path, what: str) -> dict:
     env = dict(os.environ, CLVLAB_DUCKDB_THREADS=str(THREADS), CLVLAB_DUCKDB_MEMORY_LIMIT=MEMORY_LIMIT)
-    proc = subprocess.run([sys.executable, __file__, "--child", what, str(path)], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", what, str(path)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -186,8 +216,10 @@ def versus_lifetimes(path: Path, rows: int, total_rows: int, customers: int) -> 
     con = duckdb.connect(config={"threads": THREADS, "memory_limit": MEMORY_LIMIT})
     con.execute("SET enable_progress_bar = false")
     n_customers = max(1, round(customers * rows / total_rows))
-    tx = con.sql(f"SELECT customer_id, CAST(date AS TIMESTAMP) AS date, amount FROM read_parquet('{path}') "
-                 f"WHERE customer_id < 'C{n_customers:08d}'").df()
+    tx = con.sql(
+        f"SELECT customer_id, CAST(date AS TIMESTAMP) AS date, amount FROM read_parquet('{path}') "
+        f"WHERE customer_id < 'C{n_customers:08d}'"
+    ).df()
     tx["date"] = tx["date"].astype("datetime64[ns]")
     # validated contract: one row per customer-day
     tx = tx.groupby(["customer_id", "date"], as_index=False).amount.sum()
@@ -243,23 +275,36 @@ def main(argv: list[str] | None = None) -> dict:
     gen_s = None
     if not path.exists():
         gen_s = generate(path, args.rows, args.customers)
-    large = [run_child(path, task) for task in ("rfm_summary", "rfm_summary_segment_whole_weeks",
-                                                "calibration_holdout")]
+    large = [
+        run_child(path, task) for task in ("rfm_summary", "rfm_summary_segment_whole_weeks", "calibration_holdout")
+    ]
     small = versus_lifetimes(path, args.small_rows, args.rows, args.customers)
     engines = None if args.skip_spark else versus_engines(path)
 
     import duckdb
 
     result = {
-        "data": {"path": str(path.relative_to(HERE.parent)), "rows": args.rows, "customers": args.customers,
-                 "parquet_bytes": path.stat().st_size, "generate_s": gen_s},
-        "settings": {"duckdb_threads": THREADS, "duckdb_memory_limit": MEMORY_LIMIT,
-                     "targets": {"wall_s": TARGET_S, "peak_rss_gb": TARGET_GB}},
+        "data": {
+            "path": str(path.relative_to(HERE.parent)),
+            "rows": args.rows,
+            "customers": args.customers,
+            "parquet_bytes": path.stat().st_size,
+            "generate_s": gen_s,
+        },
+        "settings": {
+            "duckdb_threads": THREADS,
+            "duckdb_memory_limit": MEMORY_LIMIT,
+            "targets": {"wall_s": TARGET_S, "peak_rss_gb": TARGET_GB},
+        },
         "large": large,
         "versus_lifetimes": small,
         "engines": engines,
-        "environment": {"python": platform.python_version(), "duckdb": duckdb.__version__,
-                        "cpus": os.cpu_count(), "machine": platform.machine()},
+        "environment": {
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+        },
     }
     print(f"\n{args.rows:,} transactions, {args.customers:,} customers; DuckDB {THREADS} threads, {MEMORY_LIMIT}")
     if gen_s is not None:
@@ -268,8 +313,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'task':<34}{'wall s':>9}{'cpu s':>8}{'load 1m':>9}{'peak RSS GB':>13}{'customers':>12}  target")
     for r in large:
         ok = r["wall_s"] < TARGET_S and r["peak_rss_bytes"] / 1e9 < TARGET_GB
-        print(f"{r['task']:<34}{r['wall_s']:>9.1f}{r['cpu_s']:>8.1f}{max(r['loadavg_1min']):>9.1f}"
-              f"{r['peak_rss_bytes'] / 1e9:>13.2f}{r['customers']:>12,}  {'met' if ok else 'MISSED'}")
+        print(
+            f"{r['task']:<34}{r['wall_s']:>9.1f}{r['cpu_s']:>8.1f}{max(r['loadavg_1min']):>9.1f}"
+            f"{r['peak_rss_bytes'] / 1e9:>13.2f}{r['customers']:>12,}  {'met' if ok else 'MISSED'}"
+        )
     print(f"\n{small['transactions']:,} customer-days, {small['customers']:,} customers (best of 3):")
     print(f"  lifetimes summary_data_from_transaction_data  {small['lifetimes_s']:8.2f} s")
     print(f"  clvlab rfm_summary                            {small['clvlab_s']:8.2f} s")
@@ -278,9 +325,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\ncalibration_holdout by channel on {engines['part_files']} Parquet part files:")
         for name, r in engines["runs"].items():
             start = f" (+ {r['session_start_s']:.0f} s session start)" if r["session_start_s"] else ""
-            print(f"  {name:<7}{r['wall_s']:8.1f} s{start}, peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB, "
-                  f"{r['customers']:,} customers")
-        print(f"  Spark / DuckDB wall time {engines['spark_over_duckdb']:.1f}x; identical tables: {engines['identical']}")
+            print(
+                f"  {name:<7}{r['wall_s']:8.1f} s{start}, peak RSS {r['peak_rss_bytes'] / 1e9:.2f} GB, "
+                f"{r['customers']:,} customers"
+            )
+        print(
+            f"  Spark / DuckDB wall time {engines['spark_over_duckdb']:.1f}x; identical tables: {engines['identical']}"
+        )
     write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
     return result

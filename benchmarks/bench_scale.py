@@ -47,14 +47,27 @@ DATA = HERE / "data"
 RESULTS = HERE / "results" / "scale.json"
 PARAMS = ("r", "alpha", "a", "b")
 SEGMENTS = 20
-TASKS = ("clvlab_nuts_partial", "clvlab_nuts_pooled", "clvlab_map_partial", "clvlab_gg_partial", "clvlab_gg_pooled",
-         "pymc_marketing_nutpie", "pymc_marketing_map", "lifetimes_mle", "clvlab_clv_partial", "clvlab_clv_pooled",
-         "pymc_marketing_clv", "clvlab_numpyro_partial")
+TASKS = (
+    "clvlab_nuts_partial",
+    "clvlab_nuts_pooled",
+    "clvlab_map_partial",
+    "clvlab_gg_partial",
+    "clvlab_gg_pooled",
+    "pymc_marketing_nutpie",
+    "pymc_marketing_map",
+    "lifetimes_mle",
+    "clvlab_clv_partial",
+    "clvlab_clv_pooled",
+    "pymc_marketing_clv",
+    "clvlab_numpyro_partial",
+)
 # posterior CLV runs on the posteriors the fits above saved (clvlab's for both libraries: the cost of
 # evaluating CLV does not depend on which sampler drew them): task -> (purchase fit, spend fit)
-CLV_INPUTS = {"clvlab_clv_partial": ("clvlab_nuts_partial", "clvlab_gg_partial"),
-              "clvlab_clv_pooled": ("clvlab_nuts_pooled", "clvlab_gg_pooled"),
-              "pymc_marketing_clv": ("clvlab_nuts_pooled", "clvlab_gg_pooled")}
+CLV_INPUTS = {
+    "clvlab_clv_partial": ("clvlab_nuts_partial", "clvlab_gg_partial"),
+    "clvlab_clv_pooled": ("clvlab_nuts_pooled", "clvlab_gg_pooled"),
+    "pymc_marketing_clv": ("clvlab_nuts_pooled", "clvlab_gg_pooled"),
+}
 SAVES = {fit for fits in CLV_INPUTS.values() for fit in fits}
 """The fits that keep their posterior for the CLV tasks."""
 
@@ -152,8 +165,8 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                        else GammaGamma(pooling="pooled"))  # fmt: skip
                 m = est.fit(rep, chains=chains, draws=draws, seed=1, progressbar=False)
                 out.update(n_repeaters=len(rep), n_patterns=getattr(m, "n_patterns_", None),
-                           centered={k: len(v) for k, v in m.centered_.items()}, compile_s=m.fit_info_.get("compile_s"),
-                           centering_s=m.fit_info_.get("centering_s"))  # fmt: skip
+                           centered={k: len(v) for k, v in m.centered_.items()}, compile_s=m.fit_info_.compile_s,
+                           centering_s=m.fit_info_.centering_s)  # fmt: skip
                 names = tuple(v for v in ("p", "q", "gamma") if v in m.posterior_)
             else:
                 kwargs: dict[str, Any] = {"chains": chains, "draws": draws, "seed": 1, "progressbar": False}
@@ -164,11 +177,11 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
                 est = BGNBD(pooling="pooled") if task == "clvlab_nuts_pooled" else BGNBD(pooling="partial",
                                                                                           segment="segment")  # fmt: skip
                 m = est.fit(pooled if task == "clvlab_nuts_pooled" else rfm, **kwargs)
-                out.update(n_patterns=m.n_patterns_, compile_s=m.fit_info_.get("compile_s"),
-                           device=m.fit_info_.get("device"))  # fmt: skip
+                out.update(n_patterns=m.n_patterns_, compile_s=m.fit_info_.compile_s,
+                           device=m.fit_info_.device)  # fmt: skip
                 names = PARAMS
             wall = time.perf_counter() - t0
-            out["nutpie_adaptation"] = m.fit_info_.get("nutpie_adaptation")
+            out["nutpie_adaptation"] = m.fit_info_.nutpie_adaptation
             if "n_steps" in getattr(m.idata_.get("sample_stats"), "data_vars", {}):
                 out["steps_per_draw"] = float(m.idata_["sample_stats"]["n_steps"].mean())
             if m.convergence_ is not None:
@@ -200,8 +213,9 @@ def worker(task: str, path: str, chains: int, draws: int, device: str) -> dict[s
     return out
 
 
-def run_task(task: str, path: Path, chains: int, draws: int, budget_s: float, device: str,
-             limit_gb: float | None = None) -> dict[str, Any]:
+def run_task(
+    task: str, path: Path, chains: int, draws: int, budget_s: float, device: str, limit_gb: float | None = None
+) -> dict[str, Any]:
     """Run one task in a fresh process, stopped after ``budget_s``; ``limit_gb`` caps its address
     space (RLIMIT_AS), so a run that would exhaust the machine's memory fails as out of memory."""
     cmd = [sys.executable, __file__, "--worker", task, str(path), str(chains), str(draws), device]
@@ -223,7 +237,11 @@ def run_task(task: str, path: Path, chains: int, draws: int, budget_s: float, de
     if proc.returncode != 0:
         tail = proc.stderr[-1500:]
         oom = any(s in tail for s in ("MemoryError", "Unable to allocate", "ArrayMemoryError", "std::bad_alloc"))
-        reason = f"out of memory (address space capped at {limit_gb:g} GB)" if oom and limit_gb else f"exit {proc.returncode}"
+        reason = (
+            f"out of memory (address space capped at {limit_gb:g} GB)"
+            if oom and limit_gb
+            else f"exit {proc.returncode}"
+        )
         return {"finished": False, "reason": reason, "stderr_tail": tail}
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res.update(finished=True, process_wall_s=time.perf_counter() - t0)
@@ -236,11 +254,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="numpyro's JAX device")
     ap.add_argument("--budget-s", type=float, default=900.0, help="wall-clock budget of one baseline run")
-    ap.add_argument("--numpyro-budget-s", type=float, default=900.0,
-                    help="wall-clock budget of a numpyro run (on CPU it is the slow path: JAX's CPU kernels)")
+    ap.add_argument(
+        "--numpyro-budget-s",
+        type=float,
+        default=900.0,
+        help="wall-clock budget of a numpyro run (on CPU it is the slow path: JAX's CPU kernels)",
+    )
     ap.add_argument("--clvlab-budget-s", type=float, default=4 * 3600.0, help="wall-clock budget of a clvlab run")
-    ap.add_argument("--mm-limit-gb", type=float, default=20.0,
-                    help="address-space cap of pymc-marketing's posterior CLV run (it builds dense draw x customer arrays)")
+    ap.add_argument(
+        "--mm-limit-gb",
+        type=float,
+        default=20.0,
+        help="address-space cap of pymc-marketing's posterior CLV run (it builds dense draw x customer arrays)",
+    )
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=RESULTS, help="results file (RESULTS.md is rendered from the default)")

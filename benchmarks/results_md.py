@@ -58,7 +58,11 @@ def scale_section(scale: dict[str, Any] | None) -> list[str]:
         "|" + "---|" * 14,
     ]
     for n, row in sorted(scale["sizes"].items(), key=lambda kv: int(kv[0])):
-        part, pooled, pm = row.get("clvlab_nuts_partial"), row.get("clvlab_nuts_pooled"), row.get("pymc_marketing_nutpie")
+        part, pooled, pm = (
+            row.get("clvlab_nuts_partial"),
+            row.get("clvlab_nuts_pooled"),
+            row.get("pymc_marketing_nutpie"),
+        )
         lines.append("| " + " | ".join([
             f"{int(n):,}", _s(part), _s(part, "ess_per_s", "{:,.1f}"), _s(part, "n_patterns", "{:,}"),
             _s(pooled), _s(pooled, "ess_per_s", "{:,.1f}"), _s(pm), _s(pm, "ess_per_s", "{:,.2f}"),
@@ -79,7 +83,10 @@ def _numpyro_lines(scale: dict[str, Any]) -> list[str]:
     """The partial BG/NBD on numpyro (JAX) next to nutpie, with the device named; GPU rows when measured."""
     rows = {n: r for n, r in scale["sizes"].items() if "clvlab_numpyro_partial" in r}
     if not rows:
-        return ["", "numpyro rows: not measured in this run (`--tasks clvlab_numpyro_partial`; `--device gpu` on a GPU machine)."]
+        return [
+            "",
+            "numpyro rows: not measured in this run (`--tasks clvlab_numpyro_partial`; `--device gpu` on a GPU machine).",
+        ]
     st = scale["settings"]
     lines = ["", f"The partial BG/NBD on numpyro (JAX), the same model and {st['chains']} x {st['draws']} after "
                  f"numpyro's 1000 warm-up draws; on CPU one JAX host device per chain (`XLA_FLAGS=--xla_force_host_platform_device_count`), "
@@ -93,7 +100,10 @@ def _numpyro_lines(scale: dict[str, Any]) -> list[str]:
             _s(r, "steps_per_draw", "{:.1f}"), _s(nut), _s(nut, "ess_per_s", "{:,.1f}"), _ratio(nut, r),
         ]) + " |")  # fmt: skip
     if not any("gpu" in str(r["clvlab_numpyro_partial"].get("device", "")) for r in rows.values()):
-        lines += ["", "GPU rows: no GPU machine was at hand for this run (`bench_scale.py --device gpu` on one adds them)."]
+        lines += [
+            "",
+            "GPU rows: no GPU machine was at hand for this run (`bench_scale.py --device gpu` on one adds them).",
+        ]
     return lines
 
 

@@ -35,8 +35,11 @@ def main(argv: list[str]) -> int:
         print(f"== {name}: {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call(cmd)
-        print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s; results in "
-              f"{HERE / 'results' / (name + '.json')}", flush=True)
+        print(
+            f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s; results in "
+            f"{HERE / 'results' / (name + '.json')}",
+            flush=True,
+        )
         if rc:
             failed.append(name)
     sys.path.insert(0, str(HERE))

@@ -128,13 +128,15 @@ def main() -> None:
         c = m.convergence_
         row = dict(seed=seed, divergences=int(c["divergences"]), max_r_hat=float(c["max_r_hat"]),
                    min_ess_bulk=float(c["min_ess_bulk"]), seconds=round(time.perf_counter() - t0, 1),
-                   target_accept=m.fit_info_.get("target_accept"), **extra)  # fmt: skip
+                   target_accept=m.fit_info_.target_accept, **extra)  # fmt: skip
         rows.append(row)
         print(json.dumps(row), flush=True)
     warn = [r for r in rows if r["divergences"] or r["max_r_hat"] >= 1.01 or r["min_ess_bulk"] < 400]
-    print(f"{args.fit}: {len(rows)} fits, {len(warn)} would warn ({[r['seed'] for r in warn]}); "
-          f"divergences {sum(r['divergences'] for r in rows)} in all; max R-hat {max(r['max_r_hat'] for r in rows):.4f}; "
-          f"min bulk ESS {min(r['min_ess_bulk'] for r in rows):.0f}")
+    print(
+        f"{args.fit}: {len(rows)} fits, {len(warn)} would warn ({[r['seed'] for r in warn]}); "
+        f"divergences {sum(r['divergences'] for r in rows)} in all; max R-hat {max(r['max_r_hat'] for r in rows):.4f}; "
+        f"min bulk ESS {min(r['min_ess_bulk'] for r in rows):.0f}"
+    )
     if "covered" in rows[0]:
         share = [r["covered"] / r["intervals"] for r in rows]
         print(f"90% intervals covering the truth: mean {sum(share) / len(share):.3f}, lowest {min(share):.3f}")

@@ -47,7 +47,7 @@ rfm.groupby("cohort").agg(customers=("customer_id", "size"), repeat_rate=("frequ
 purchase = study.purchase()
 fits = purchase.pooling_fits
 for pooling, fit in fits.items():
-    print(f"{pooling:9s}", {k: fit.convergence_[k] for k in ("max_r_hat", "min_ess_bulk", "divergences")})
+    print(f"{pooling:9s}", fit.convergence_.describe())
 
 # %% [markdown]
 # ## Shrinkage
@@ -83,7 +83,7 @@ check = purchase.holdout_check
 check[check["by"] != "cohort"].round(3)
 
 # %%
-print("predicted total (mean, 94%% HDI): %.0f [%.0f, %.0f]" % purchase.holdout_total(0.94),
-      "actual:", int(rfm["frequency_holdout"].sum()))
+mean, low, high = purchase.holdout_total(0.94)
+print(f"predicted total (mean, 94% HDI): {mean:.0f} [{low:.0f}, {high:.0f}]", "actual:", int(rfm["frequency_holdout"].sum()))
 plot_repeat_purchase_ppc(rfm["frequency_holdout"], purchase.holdout_draws,
                          title="Holdout repeat purchases: observed vs posterior predictive")

@@ -55,8 +55,7 @@ spend.independence.round(3)
 # ## Spend model
 
 # %%
-print(spend.model.convergence_)
-spend.model.summary().round(3)
+spend.model.print_summary()
 
 # %%
 plot_spend_ppc(spend.fit_data["monetary_value"].to_numpy(), spend.spend_replicates)

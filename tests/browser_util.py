@@ -143,9 +143,20 @@ def check_report_in_browser(
     profile = tempfile.mkdtemp(prefix="clvlab-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                "--no-first-run", "--disable-extensions", "--disable-background-networking", "--mute-audio",
-                f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--mute-audio",
+        f"--window-size={window[0]},{window[1]}",
+        f"--user-data-dir={profile}",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(executable_path=driver_path)
@@ -186,13 +197,23 @@ def check_report_in_browser(
     problems += [f"console error: {e.get('message')}" for e in errors]
     missing = [t for t in expected_texts if t not in state["text"]]
     problems += [f"text not on the page: {t!r}" for t in missing]
-    problems += [f"table-of-contents link {t['href']!r} ({t['text']}) has no target" for t in state["toc"] if not t["target"]]
+    problems += [
+        f"table-of-contents link {t['href']!r} ({t['text']}) has no target" for t in state["toc"] if not t["target"]
+    ]
     foreign = [u for u in state["resources"] if not u.startswith(("file:", "data:"))] + state["external"]
     problems += [f"external resource: {u}" for u in foreign]
     if state["pageWidth"] > state["viewportWidth"] + 1:
         problems.append(f"page overflows horizontally ({state['pageWidth']} px > {state['viewportWidth']} px)")
-    result = dict(state, problems=problems, console=console, console_errors=errors, missing_texts=missing,
-                  external=foreign, screenshot=shot, full_page=full)
+    result = dict(
+        state,
+        problems=problems,
+        console=console,
+        console_errors=errors,
+        missing_texts=missing,
+        external=foreign,
+        screenshot=shot,
+        full_page=full,
+    )
     if strict and problems:
         raise AssertionError(f"{html_path}: " + "; ".join(problems))
     return result

@@ -36,8 +36,11 @@ def quick_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("quick_run")
     cfg = Path(__file__).resolve().parents[1] / "models/configs/cdnow.yaml"
-    text = cfg.read_text().replace("runs_dir: models/runs", f"runs_dir: {root}/runs").replace(
-        "reports_dir: reports", f"reports_dir: {root}/reports")
+    text = (
+        cfg.read_text()
+        .replace("runs_dir: models/runs", f"runs_dir: {root}/runs")
+        .replace("reports_dir: reports", f"reports_dir: {root}/reports")
+    )
     assert str(root) in text, "cdnow.yaml's outputs section changed: update this fixture"
     (root / "cdnow.yaml").write_text(text)
     import warnings

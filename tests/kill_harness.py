@@ -128,8 +128,10 @@ def main(spec_path: str) -> None:
     renames = COUNTER.count
     refs["new"] = tables(folders(ref)[0])
 
-    points = sorted({max(1, min(renames, round(f * renames))) for f in spec["fractions"]}
-                    | {renames - j for j in spec.get("from_end", [])})
+    points = sorted(
+        {max(1, min(renames, round(f * renames))) for f in spec["fractions"]}
+        | {renames - j for j in spec.get("from_end", [])}
+    )
     rerun_old = {i % len(points) for i in spec.get("rerun_old", range(len(points)))}
     rerun_new = {i % len(points) for i in spec.get("rerun_new", [])}
     out = []
@@ -149,8 +151,11 @@ def main(spec_path: str) -> None:
         COUNTER.kill_at = None
         run_dir, report_dir = folders(work)
         left = dict(
-            kill_at=k, of=renames, killed=os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
-            run_folder_finished=finished(run_dir), finished_with_report=finished(run_dir, report_dir),
+            kill_at=k,
+            of=renames,
+            killed=os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL,
+            run_folder_finished=finished(run_dir),
+            finished_with_report=finished(run_dir, report_dir),
             tables=whose(run_dir, refs) if run_dir.is_dir() else "no folder",
         )
         if i in rerun_old:

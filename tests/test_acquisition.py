@@ -56,7 +56,9 @@ def test_new_customer_value_at_the_true_parameters_equals_the_simulated_value(pr
         assert abs(z) < 4, (g, got.loc[g, "value_mean"], mc.loc[g, "mean"], z)
         assert got.loc[g, "customers"] == 20_000
         # the first-order factor is the mean of the observed first orders (one bootstrap draw of it)
-        assert got.loc[g, "first_order_mean"] == pytest.approx(firsts.loc[firsts.channel == g, "amount"].mean(), rel=0.02)
+        assert got.loc[g, "first_order_mean"] == pytest.approx(
+            firsts.loc[firsts.channel == g, "amount"].mean(), rel=0.02
+        )
 
 
 def _fixed(seg: list[str], n_draws: int = 400, seed: int = 0) -> tuple[ParamDraws, ParamDraws, pd.DataFrame]:

@@ -14,13 +14,17 @@ from clvlab.features import BehaviouralSegments, behaviour_matrix, calibration_h
 
 def _log() -> pd.DataFrame:
     rows = [  # customer, date, amount
-        ("a", "2020-01-01", 10.0), ("a", "2020-01-01", 5.0),  # one purchase day: 15
-        ("a", "2020-01-31", 20.0), ("a", "2020-03-31", 7.0),  # day 30 and day 90: both early
+        ("a", "2020-01-01", 10.0),
+        ("a", "2020-01-01", 5.0),  # one purchase day: 15
+        ("a", "2020-01-31", 20.0),
+        ("a", "2020-03-31", 7.0),  # day 30 and day 90: both early
         ("a", "2020-04-01", 8.0),  # day 91: not early
         ("b", "2020-02-01", 40.0),  # one-off
-        ("c", "2020-06-01", 12.0), ("c", "2020-06-10", 3.0),  # acquired 29 days before the end
+        ("c", "2020-06-01", 12.0),
+        ("c", "2020-06-10", 3.0),  # acquired 29 days before the end
         ("c", "2020-07-15", 99.0),  # after the calibration end: never read
-        ("d", "2020-03-01", 0.0), ("d", "2020-03-02", 1.0),
+        ("d", "2020-03-01", 0.0),
+        ("d", "2020-03-02", 1.0),
     ]
     df = pd.DataFrame(rows, columns=["customer_id", "date", "amount"])
     df["date"] = pd.to_datetime(df["date"])

@@ -12,13 +12,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from test_bgnbd_math import cdnow_sample_rfm
 
 from clvlab.data import SegmentParams, simulate
 from clvlab.errors import ClvlabInputError
 from clvlab.features import rfm_summary
 from clvlab.models.bgnbd import BGNBD
-
-from test_bgnbd_math import cdnow_sample_rfm
 
 TRUTH = {
     "big": SegmentParams(r=0.5, alpha=4.0, a=0.8, b=2.5),
@@ -39,7 +38,7 @@ def partial_map(seg_rfm) -> BGNBD:
 
 def test_map_point_is_a_local_maximum(partial_map):
     m = partial_map
-    assert m.fit_info_["map_converged"]
+    assert m.fit_info_.map.converged
     model = m.model_
     logp = model.compile_logp(jacobian=False)
     # unconstrained point from the stored constrained values (log / identity transforms only)
@@ -49,7 +48,7 @@ def test_map_point_is_a_local_maximum(partial_map):
         v = m.posterior_[rv.name].values[0, 0]
         point[value.name] = np.log(v) if value.name.endswith("_log__") else v
     best = float(logp(point))
-    assert best == pytest.approx(m.fit_info_["map_logp"], rel=1e-9)
+    assert best == pytest.approx(m.fit_info_.map.logp, rel=1e-9)
     rng = np.random.default_rng(0)
     for _ in range(20):
         moved = {k: v + rng.normal(0.0, 0.02, np.shape(v)) for k, v in point.items()}
@@ -82,9 +81,9 @@ def test_pymc_sampler_path():
         mp = BGNBD(pooling="pooled").fit(rfm, method="map", progressbar=False)
     post = m.posterior_
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150
-    assert m.fit_info_["sampler"] == "pymc"
+    assert m.fit_info_.sampler == "pymc"
     assert set(m.diagnostics_["parameter"]) >= {"r", "alpha", "a", "b"}
-    assert "sample_stats" in m.idata_.children and m.convergence_["divergences"] == 0
+    assert "sample_stats" in m.idata_.children and m.convergence_.divergences == 0
     for k in ("r", "alpha", "a", "b"):
         draws = post[k].values.ravel()
         # the CDNOW posterior is near-normal: its mean lies within a fraction of an sd of the mode
@@ -98,12 +97,14 @@ def test_numpyro_sampler_path(seg_rfm):
     pytest.importorskip("numpyro")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a short run may warn about ESS
-        m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", chains=2, draws=200, tune=200, seed=3, progressbar=False)
+        m = BGNBD(pooling="pooled").fit(
+            seg_rfm, sampler="numpyro", chains=2, draws=200, tune=200, seed=3, progressbar=False
+        )
         mp = BGNBD(pooling="pooled").fit(seg_rfm, method="map", progressbar=False)
     post = m.posterior_
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200 and m.fit_info_["sampler"] == "numpyro"
-    assert m.fit_info_["device"].startswith("cpu:0")  # the JAX device, named
-    assert m.convergence_["divergences"] == 0 and m.convergence_["max_r_hat"] < 1.05
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 200 and m.fit_info_.sampler == "numpyro"
+    assert m.fit_info_.device.startswith("cpu:0")  # the JAX device, named
+    assert m.convergence_.divergences == 0 and m.convergence_.max_r_hat < 1.05
     for k in ("r", "alpha", "a", "b"):
         draws = post[k].values.ravel()
         assert abs(np.median(draws) - mp.posterior_[k].item()) < 0.5 * draws.std(), k
@@ -128,7 +129,7 @@ def test_gpu_path_vectorised_chains_on_cpu_jax(seg_rfm):
         m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", chains=2, draws=200, tune=200, seed=3,
                                         progressbar=False, sampler_kwargs={"nuts_sampler_kwargs": {"chain_method": "vectorized"}})  # fmt: skip
         mp = BGNBD(pooling="pooled").fit(seg_rfm, method="map", progressbar=False)
-    assert m.convergence_["divergences"] == 0 and m.convergence_["max_r_hat"] < 1.05
+    assert m.convergence_.divergences == 0 and m.convergence_.max_r_hat < 1.05
     for k in ("r", "alpha", "a", "b"):
         draws = m.posterior_[k].values.ravel()
         assert abs(np.median(draws) - mp.posterior_[k].item()) < 0.5 * draws.std(), k
@@ -151,9 +152,12 @@ def test_gpu_device_is_checked_before_any_work(seg_rfm):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_gpu(), reason="no GPU visible to JAX (CPU-only machine: the GPU path is "
-                    "checked on CPU JAX by test_gpu_path_vectorised_chains_on_cpu_jax)")
+@pytest.mark.skipif(
+    not _has_gpu(),
+    reason="no GPU visible to JAX (CPU-only machine: the GPU path is "
+    "checked on CPU JAX by test_gpu_path_vectorised_chains_on_cpu_jax)",
+)
 def test_numpyro_on_a_gpu(seg_rfm):
     m = BGNBD(pooling="pooled").fit(seg_rfm, sampler="numpyro", device="gpu", chains=2, draws=200, tune=200,
                                     seed=3, progressbar=False)  # fmt: skip
-    assert m.fit_info_["device"].startswith("gpu:0") and m.convergence_["divergences"] == 0
+    assert m.fit_info_.device.startswith("gpu:0") and m.convergence_.divergences == 0

@@ -12,11 +12,10 @@ import math
 import numpy as np
 import pytest
 import scipy.special as sps
+from test_bgnbd_math import MLE, _with_heavy_buyers, cdnow_sample_rfm
 
 from clvlab.models import bgnbd_kernel as bk
 from clvlab.models import bgnbd_math as bm
-
-from test_bgnbd_math import MLE, _with_heavy_buyers, cdnow_sample_rfm
 
 PARAMS = ("r", "alpha", "a", "b")
 

@@ -90,7 +90,9 @@ def test_loglik_large_x_is_finite():
     # the log-sum-exp equals the naive formula where the naive one is representable
     naive = bm.loglik(0.5, 2.0, 0.9, 3.0, x[:2], tx[:2], T[:2])
     big_a, lr = bm.x_terms(0.5, 2.0, 0.9, 3.0, x[:2])
-    direct = big_a + np.log((2.0 + T[:2]) ** -(0.5 + x[:2]) + (x[:2] > 0) * np.exp(lr) * (2.0 + tx[:2]) ** -(0.5 + x[:2]))
+    direct = big_a + np.log(
+        (2.0 + T[:2]) ** -(0.5 + x[:2]) + (x[:2] > 0) * np.exp(lr) * (2.0 + tx[:2]) ** -(0.5 + x[:2])
+    )
     np.testing.assert_allclose(naive, direct, rtol=1e-13)
 
 

@@ -7,14 +7,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from test_bgnbd_math import MLE, cdnow_sample_rfm
 
 from clvlab.data import SegmentParams, simulate
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
 from clvlab.features import rfm_summary
 from clvlab.models import bgnbd_math as bm
 from clvlab.models.bgnbd import BGNBD
-
-from test_bgnbd_math import MLE, cdnow_sample_rfm
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +55,12 @@ def test_pooled_nuts_matches_published_mle(pooled_fit):
         assert s.loc[k, "hdi_low"] < v < s.loc[k, "hdi_high"], k
         assert s.loc[k, "r_hat"] < 1.01, k
     conv = pooled_fit.convergence_
-    assert conv["divergences"] == 0
-    assert conv["max_r_hat"] < 1.01
+    assert conv.divergences == 0
+    assert conv.max_r_hat < 1.01
     assert {"parameter", "segment", "mean", "sd", "hdi_low", "hdi_high", "ess_bulk", "ess_tail"} <= set(
         pooled_fit.summary().columns
     )
-    assert pooled_fit.fit_info_["nutpie_adaptation"] == "low_rank"  # BGNBD._nutpie_adaptation
+    assert pooled_fit.fit_info_.nutpie_adaptation == "low_rank"  # BGNBD._nutpie_adaptation
 
 
 def test_map_is_at_published_mle(rfm):
@@ -95,7 +94,12 @@ def test_predictions_equal_math_per_draw(pooled_fit, rfm):
 
 def test_predictions_for_new_customers(pooled_fit):
     new = pd.DataFrame(
-        {"customer_id": ["n1", "n2", "n3"], "frequency": [0.0, 5.0, 300.0], "recency": [0.0, 20.0, 30.0], "T": [10.0, 30.0, 31.0]}
+        {
+            "customer_id": ["n1", "n2", "n3"],
+            "frequency": [0.0, 5.0, 300.0],
+            "recency": [0.0, 20.0, 30.0],
+            "T": [10.0, 30.0, 31.0],
+        }
     )
     ey = pooled_fit.expected_purchases(10.0, data=new, thin=20)
     pa = pooled_fit.p_alive(data=new, thin=20)
@@ -136,7 +140,7 @@ def test_save_load_roundtrip(pooled_fit, rfm, tmp_path):
     import json
 
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
-    assert meta["fit"]["data_hash"] == pooled_fit.fit_info_["data_hash"] and meta["versions"]["pymc"]
+    assert meta["fit"]["data_hash"] == pooled_fit.fit_info_.data_hash and meta["versions"]["pymc"]
     assert meta["config"]["pooling"] == "pooled"
     # the data's unit and the fit data travel with the folder: no arguments needed after a load
     assert loaded.time_unit_ == pooled_fit.time_unit_ == "W" and meta["state"]["time_unit"] == "W"
@@ -166,8 +170,15 @@ def _simulated_rfm(seed: int, truth: dict | None = None, sizes: dict | None = No
     """
     truth, sizes = truth or TRUE_SEGMENTS, sizes or SIZES
     segs = {g: SegmentParams(*truth[g]) for g in sizes}
-    sim = simulate(segs, n_customers=sizes, acquisition_days=84, observation_days=364, time_unit="W",
-                   segment_col="channel", seed=seed)
+    sim = simulate(
+        segs,
+        n_customers=sizes,
+        acquisition_days=84,
+        observation_days=364,
+        time_unit="W",
+        segment_col="channel",
+        seed=seed,
+    )
     return rfm_summary(sim.transactions, sim.observation_end, "W", segment_cols=["channel"])
 
 
@@ -207,8 +218,8 @@ def test_partial_pooling_recovers_segment_parameters(recovery_fits):
         m = recovery_fits[seed]
         hit, n = _coverage(m)
         hits, total = hits + hit, total + n
-        assert m.convergence_["divergences"] <= 5
-        assert m.convergence_["max_r_hat"] < 1.05
+        assert m.convergence_.divergences <= 5
+        assert m.convergence_.max_r_hat < 1.05
     assert hits / total >= 0.8, f"90% intervals covered {hits}/{total} segment parameters over seeds {RECOVERY_SEEDS}"
 
 

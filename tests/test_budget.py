@@ -47,7 +47,9 @@ def test_fixed_cac_puts_everything_on_the_best_ratio_and_equals_the_all_in_alloc
     assert a.loc["premium", "spend"] == pytest.approx(10_000.0, rel=1e-6)
     assert a.loc[["mass", "dud"], "spend"].sum() < 1e-3
     s = res.summary.set_index("strategy")
-    assert s.loc["optimal", "expected_net_value"] == pytest.approx(s.loc["all on premium", "expected_net_value"], rel=1e-8)
+    assert s.loc["optimal", "expected_net_value"] == pytest.approx(
+        s.loc["all on premium", "expected_net_value"], rel=1e-8
+    )
 
 
 def test_nothing_is_spent_when_no_channel_pays():
@@ -86,8 +88,9 @@ def test_with_saturation_the_allocation_beats_all_in_under_the_truth():
     # the frontier holds the optimum, the all-in points and a non-empty efficient set
     f = res.frontier
     assert {"optimal", "all on premium", "all on mass", "all on dud"} <= set(f["allocation"])
-    assert f["efficient"].any() and f.loc[f["allocation"] == "optimal", "expected_net_value"].iloc[0] >= \
-        f["expected_net_value"].max() - 1e-6 * abs(f["expected_net_value"].max())
+    assert f["efficient"].any() and f.loc[f["allocation"] == "optimal", "expected_net_value"].iloc[0] >= f[
+        "expected_net_value"
+    ].max() - 1e-6 * abs(f["expected_net_value"].max())
 
 
 def test_bad_budget_input_is_reported():

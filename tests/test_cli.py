@@ -18,24 +18,52 @@ def test_rfm_command_writes_table_and_prints_summary(cdnow_sample_tx, tmp_path, 
     log = tmp_path / "tx.csv"
     cdnow_sample_tx.rename(columns={"customer_id": "cust", "amount": "spend"}).to_csv(log, index=False)
     out = tmp_path / "rfm.parquet"
-    rc = main(["rfm", "--input", str(log), "--customer-col", "cust", "--amount-col", "spend",
-               "--calibration-end", "1997-09-30", "--observation-end", "1998-06-30",
-               "--time-unit", "W", "--out", str(out)])
+    rc = main(
+        [
+            "rfm",
+            "--input",
+            str(log),
+            "--customer-col",
+            "cust",
+            "--amount-col",
+            "spend",
+            "--calibration-end",
+            "1997-09-30",
+            "--observation-end",
+            "1998-06-30",
+            "--time-unit",
+            "W",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "2,357" in printed and "1997-01-01 .. 1998-06-30" in printed
     got = pd.read_parquet(out)
     expected = calibration_holdout(cdnow_sample_tx, "1997-09-30", "1998-06-30", time_unit="W")
-    pd.testing.assert_frame_equal(got[["customer_id", "frequency", "recency", "T"]],
-                                  expected[["customer_id", "frequency", "recency", "T"]])
+    pd.testing.assert_frame_equal(
+        got[["customer_id", "frequency", "recency", "T"]], expected[["customer_id", "frequency", "recency", "T"]]
+    )
     assert not list(tmp_path.glob(".*.tmp")), "atomic write left a temporary file"
 
 
 def test_rfm_command_bad_input_exits_2_naming_column(tmp_path, capsys):
     log = tmp_path / "tx.csv"
     log.write_text("customer_id,date,amount\n1,2020-01-01,5\n2,not-a-date,-3\n")
-    rc = main(["rfm", "--input", str(log), "--calibration-end", "2020-06-30",
-               "--observation-end", "2020-12-31", "--out", str(tmp_path / "rfm.parquet")])
+    rc = main(
+        [
+            "rfm",
+            "--input",
+            str(log),
+            "--calibration-end",
+            "2020-06-30",
+            "--observation-end",
+            "2020-12-31",
+            "--out",
+            str(tmp_path / "rfm.parquet"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "date" in err and "amount" in err

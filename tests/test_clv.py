@@ -73,7 +73,7 @@ def test_factored_alive_equals_bgnbd_math() -> None:
     r, alpha, a, b = (rng.uniform(lo, hi, d) for lo, hi in ((0.2, 2), (1, 10), (0.3, 2), (0.5, 4)))
     starts = clv_engine._runs(x, T)
     pat = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
-    got = clv_math._inv_d_factored(r, alpha, a, b, x[starts[:-1]][:, None], T[starts[:-1]][:, None], pat, tx)
+    got = clv_math.inv_d_factored(r, alpha, a, b, x[starts[:-1]][:, None], T[starts[:-1]][:, None], pat, tx)
     ref = bm.p_alive(r[None, :], alpha[None, :], a[None, :], b[None, :], x[:, None], tx[:, None], T[:, None])
     np.testing.assert_allclose(got, ref, rtol=1e-12)
 
@@ -117,9 +117,14 @@ def test_engine_equals_dense_reference(segmented) -> None:
     code = data["seg"].map({"s1": 0, "s2": 1}).to_numpy()
     par = {k: v[:, code] for k, v in bg.values.items()}
     par.update({k: np.broadcast_to(v, (v.shape[0], len(data))) for k, v in gg.values.items()})
-    dense = clv.clv_at_params(**par, x=data["frequency"].to_numpy(), t_x=data["recency"].to_numpy(),
-                              T=data["T"].to_numpy(), zbar=data["monetary_value"].to_numpy(),
-                              period_length=clv.clv_period_length("M", "W"))  # fmt: skip  (draws, customers)
+    dense = clv.clv_at_params(
+        **par,
+        x=data["frequency"].to_numpy(),
+        t_x=data["recency"].to_numpy(),
+        T=data["T"].to_numpy(),
+        zbar=data["monetary_value"].to_numpy(),
+        period_length=clv.clv_period_length("M", "W"),
+    )  # fmt: skip  (draws, customers)
     c = res.customers
     np.testing.assert_allclose(c["clv_mean"], dense.mean(0), rtol=1e-10)
     np.testing.assert_allclose(c["clv_sd"], dense.std(0, ddof=1), rtol=1e-8)
@@ -134,7 +139,9 @@ def test_engine_equals_dense_reference(segmented) -> None:
     for col in ("seg", "channel"):
         tot = res.group_totals[col]
         for g in tot[col].values:
-            np.testing.assert_allclose(tot.sel({col: g}).values, dense[:, (data[col] == g).to_numpy()].sum(1), rtol=1e-10)
+            np.testing.assert_allclose(
+                tot.sel({col: g}).values, dense[:, (data[col] == g).to_numpy()].sum(1), rtol=1e-10
+            )
     np.testing.assert_allclose(res.group_totals["all"].values[:, 0], dense.sum(1), rtol=1e-10)
     s = res.summary("channel")
     assert set(s["channel"]) == {"email", "search", "social"}
@@ -148,7 +155,9 @@ PARETO = dict(r=0.553, alpha=10.58, s=0.606, beta=11.67)  # Fader & Hardie CDNOW
 
 @pytest.mark.parametrize(("model", "center", "math_module"), [("mbgnbd", MBG, "mbgnbd_math"),
                                                               ("pareto_nbd", PARETO, "pareto_nbd_math")])  # fmt: skip
-def test_engine_other_purchase_models_equal_dense_reference(segmented, model: str, center: dict, math_module: str) -> None:
+def test_engine_other_purchase_models_equal_dense_reference(
+    segmented, model: str, center: dict, math_module: str
+) -> None:
     """CLV = m E[M] sum_k w_k (E[Y(kL)] - E[Y((k-1)L)]) with E[Y] the model's own conditional
     expectation, draw by draw; one-time buyers have P(alive) < 1 under both models."""
     import importlib
@@ -214,8 +223,11 @@ def test_cac_ratio_ranking(segmented) -> None:
     with pytest.raises(ClvlabInputError) as err:
         clv.cac_ratio(res, {"email": -1.0, "search": "n/a"})
     want = "expected a number >= 1e-06 (not text, not True/False)"
-    assert sorted(err.value.problems) == [f"CAC of channel 'email' is -1.0: {want}",
-                                          f"CAC of channel 'search' is 'n/a': {want}", "no CAC for channel 'social'"]
+    assert sorted(err.value.problems) == [
+        f"CAC of channel 'email' is -1.0: {want}",
+        f"CAC of channel 'search' is 'n/a': {want}",
+        "no CAC for channel 'social'",
+    ]
     table = pd.DataFrame({"channel": ["email", "search", "social", "tv"], "cac": [5.0, 50.0, 1000.0, 9.0]})
     assert clv.cac_ratio(res, table, segment="channel")["ratio_mean"].tolist() == tab["ratio_mean"].tolist()
     with pytest.raises(ClvlabInputError, match="a CAC table needs columns 'channel' and 'cac'"):
@@ -306,7 +318,7 @@ def test_pattern_table_recurrence_equals_direct() -> None:
     xs = np.concatenate([np.arange(0, 60), np.arange(0, 120, 7), [0, 1, 2, 3]]).astype(float)
     Ts = np.concatenate([np.full(60, 70.0), np.full(18, 55.5), np.full(4, 1.0)])  # T = 1: z > 1/2, direct path
     kw = dict(horizon=12, period_length=clv.clv_period_length("M", "W"), discount_rate=0.01)
-    got = clv_math._pattern_table(r, alpha, a, b, xs, Ts, **kw)
+    got = clv_math.pattern_table(r, alpha, a, b, xs, Ts, **kw)
     ref = clv.discounted_purchases(r[None, :], alpha[None, :], a[None, :], b[None, :], xs[:, None], Ts[:, None], **kw)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
 
@@ -315,11 +327,15 @@ def test_pattern_table_stays_finite_in_a_far_tail() -> None:
     """A posterior draw of a BG/NBD fitted to one-off-heavy behavioural segments (a, b in the
     thousands) overflowed the recurrence (NaN CLV); such draws now take the direct path."""
     r = np.array([14.62481856507997, 0.4])
-    alpha, a, b = np.array([128.42392589924802, 60.0]), np.array([7716.8255050944945, 0.8]), np.array([5033.85207985165, 2.5])
+    alpha, a, b = (
+        np.array([128.42392589924802, 60.0]),
+        np.array([7716.8255050944945, 0.8]),
+        np.array([5033.85207985165, 2.5]),
+    )
     xs = np.arange(0, 12, dtype=float)
     Ts = np.full(len(xs), 37.0)
     kw = dict(horizon=12, period_length=clv.clv_period_length("M", "W"), discount_rate=0.01)
-    got = clv_math._pattern_table(r, alpha, a, b, xs, Ts, **kw)
+    got = clv_math.pattern_table(r, alpha, a, b, xs, Ts, **kw)
     ref = clv.discounted_purchases(r[None, :], alpha[None, :], a[None, :], b[None, :], xs[:, None], Ts[:, None], **kw)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
@@ -399,7 +415,10 @@ def test_segment_accepts_str_and_list(segmented) -> None:
                                two.group_totals["all"].values[:, 0], rtol=1e-12)  # fmt: skip
     reg = two.summary(segment="region")
     assert list(reg["region"]) == ["north", "south"]
-    assert reg["n_customers"].tolist() == [int((data["region"] == "north").sum()), int((data["region"] == "south").sum())]
+    assert reg["n_customers"].tolist() == [
+        int((data["region"] == "north").sum()),
+        int((data["region"] == "south").sum()),
+    ]
     assert two.group_means(segment="region").dims == ("draw", "region")
     with pytest.raises(ClvlabInputError, match="segment='region'"):
         one.summary(segment="region")

@@ -58,11 +58,14 @@ def test_tracking_expected_and_point_fit_rows_equal_the_math(cdnow_sample_tx, rf
     end = res.tracking[(res.tracking["label"] == "BG/NBD MLE") & (res.tracking["kind"] == "cumulative")]
     expected = bm.expected_purchases_new(*p, rfm["T"].to_numpy() + dur).sum()
     assert end["predicted_mean"].iloc[-1] == pytest.approx(expected, rel=1e-10)
-    assert (end["actual"].diff().dropna() >= 0).all() and end["actual"].iloc[-1] == rfm[["frequency",
-                                                                                           "frequency_holdout"]].sum().sum()
+    assert (end["actual"].diff().dropna() >= 0).all() and end["actual"].iloc[-1] == rfm[
+        ["frequency", "frequency_holdout"]
+    ].sum().sum()
     loo = res.loo.set_index("label")
     ll = nm.loglik(est["r"], est["alpha"], rfm["frequency"], rfm["recency"], rfm["T"]).sum()
-    assert loo.loc["NBD MLE", "elpd"] == pytest.approx(ll - 2, rel=1e-10) and loo.loc["NBD MLE", "criterion"].startswith("log L")
+    assert loo.loc["NBD MLE", "elpd"] == pytest.approx(ll - 2, rel=1e-10) and loo.loc[
+        "NBD MLE", "criterion"
+    ].startswith("log L")
     err = res.errors.set_index("label")
     e = nm.conditional_expected_purchases(est["r"], est["alpha"], rfm["frequency"], rfm["recency"], rfm["T"], dur)
     assert err.loc["NBD MLE", "mae"] == pytest.approx(np.abs(e - rfm["frequency_holdout"]).mean(), rel=1e-10)
@@ -105,7 +108,9 @@ def test_the_wrong_model_loses_on_loo_and_on_the_holdout(cdnow_sample_tx, rfm):
                                   "posterior": m.posterior_.isel(draw=slice(None, None, 5))})  # fmt: skip
     ref = az.loo(tree, var_name="y", pointwise=True)
     row = loo.loc["BG/NBD"]
-    assert row["elpd"] == pytest.approx(float(ref.elpd), rel=1e-9) and row["se"] == pytest.approx(float(ref.se), rel=1e-6)
+    assert row["elpd"] == pytest.approx(float(ref.elpd), rel=1e-9) and row["se"] == pytest.approx(
+        float(ref.se), rel=1e-6
+    )
     assert row["p_loo"] == pytest.approx(float(ref.p), rel=1e-6)
     assert row["max_k"] == pytest.approx(float(np.max(ref.pareto_k)), rel=1e-9)
     assert "BG/NBD is best" in res.verdict and "NBD" in res.verdict

@@ -269,8 +269,14 @@ def test_all_problems_listed_at_once():
         _load(df, segment_cols=["channel", "region"])
     probs = exc.value.problems
     joined = "\n".join(probs)
-    for needle in ["missing column(s) ['region']", "missing/empty id", "unparseable", "negative", "non-numeric",
-                   "'channel' (segment)"]:
+    for needle in [
+        "missing column(s) ['region']",
+        "missing/empty id",
+        "unparseable",
+        "negative",
+        "non-numeric",
+        "'channel' (segment)",
+    ]:
         assert needle in joined, needle
     assert len(probs) == 7  # six problems + numbering note
     assert "(7 problem(s))" in str(exc.value)
@@ -370,8 +376,8 @@ def test_sum_cols_are_validated_and_summed():
 )
 def test_aggregation_invariants(rows):
     df = pd.DataFrame(rows, columns=["customer_id", "day", "hour", "amount"])
-    df["date"] = pd.Timestamp("2021-03-01") + pd.to_timedelta(df["day"], unit="D") + pd.to_timedelta(
-        df["hour"], unit="h"
+    df["date"] = (
+        pd.Timestamp("2021-03-01") + pd.to_timedelta(df["day"], unit="D") + pd.to_timedelta(df["hour"], unit="h")
     )
     out, rep = load_transactions(df[["customer_id", "date", "amount"]])
     assert len(out) == df.groupby(["customer_id", "day"]).ngroups == rep.n_output_rows

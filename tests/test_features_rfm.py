@@ -51,8 +51,10 @@ def _reference(tx, cal_end, obs_end, unit: float = 7.0, period: str | None = Non
     days["hold"] = days.date > cal_end
     if period:
         days["p"] = days.date.dt.to_period(period)
-        days = days.sort_values("date").groupby(["customer_id", "hold", "p"], as_index=False).agg(
-            date=("date", "min"), amount=("amount", "sum"), **({"seg": ("seg", "first")} if seg else {})
+        days = (
+            days.sort_values("date")
+            .groupby(["customer_id", "hold", "p"], as_index=False)
+            .agg(date=("date", "min"), amount=("amount", "sum"), **({"seg": ("seg", "first")} if seg else {}))
         )
         pos = lambda d: d.to_period(period)  # noqa: E731
         span = lambda a, b: float((pos(b) - pos(a)).n)  # noqa: E731
@@ -183,8 +185,14 @@ def test_definitions_on_a_hand_made_log():
 
 
 def test_segment_is_the_value_on_the_first_purchase_day_even_when_missing():
-    tx = _tx([("a", "2020-01-01", 1, None), ("a", "2020-01-05", 1, "web"), ("b", "2020-01-02", 1, "store"),
-              ("b", "2020-01-03", 1, "web")])
+    tx = _tx(
+        [
+            ("a", "2020-01-01", 1, None),
+            ("a", "2020-01-05", 1, "web"),
+            ("b", "2020-01-02", 1, "store"),
+            ("b", "2020-01-03", 1, "web"),
+        ]
+    )
     out = rfm_summary(tx, "2020-01-31", segment_cols=["channel"]).set_index("customer_id")
     assert out.channel.isna().tolist() == [True, False] and out.loc["b", "channel"] == "store"
     assert cohorts(tx, segment_cols=["channel"]).customers.channel.tolist() == [None, "store"]
@@ -192,8 +200,17 @@ def test_segment_is_the_value_on_the_first_purchase_day_even_when_missing():
 
 def test_whole_periods_follow_calendar_weeks_and_months():
     # 2020-01-05 is a Sunday: the Monday after is the next week
-    tx = _tx([("s", "2020-01-05", 1), ("s", "2020-01-06", 2), ("s", "2020-01-07", 4), ("m", "2020-01-31", 1),
-              ("m", "2020-02-01", 1), ("n", "2020-01-01", 1), ("n", "2020-01-31", 5)])
+    tx = _tx(
+        [
+            ("s", "2020-01-05", 1),
+            ("s", "2020-01-06", 2),
+            ("s", "2020-01-07", 4),
+            ("m", "2020-01-31", 1),
+            ("m", "2020-02-01", 1),
+            ("n", "2020-01-01", 1),
+            ("n", "2020-01-31", 5),
+        ]
+    )
     w = rfm_summary(tx, "2020-01-12", "W", whole_periods=True).set_index("customer_id")
     assert (w.loc["s", "frequency"], w.loc["s", "recency"], w.loc["s", "T"]) == (1.0, 1.0, 1.0)
     assert w.loc["s", "monetary_value"] == 6.0  # the week's purchase days summed
@@ -219,8 +236,9 @@ def test_exclusions_are_counted_and_logged(cdnow_sample_tx, caplog):
 
 
 def test_one_error_lists_every_problem():
-    bad = pd.DataFrame({"customer_id": ["a", None, "b"], "date": pd.to_datetime(["2020-01-01"] * 3),
-                        "amount": [1.0, 2.0, -3.0]})
+    bad = pd.DataFrame(
+        {"customer_id": ["a", None, "b"], "date": pd.to_datetime(["2020-01-01"] * 3), "amount": [1.0, 2.0, -3.0]}
+    )
     with pytest.raises(ClvlabInputError) as err:
         rfm_summary(bad, "2020-02-01")
     assert len(err.value.problems) == 2

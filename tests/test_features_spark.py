@@ -50,9 +50,11 @@ def assert_same(duck: pd.DataFrame, spark: pd.DataFrame) -> None:
 CDNOW_FEATURES = {
     "calibration_holdout_W": lambda tx, e: F.calibration_holdout(tx, CAL, OBS, "W", cohort_freq="W", engine=e),
     "calibration_holdout_whole_months": lambda tx, e: F.calibration_holdout(
-        tx, CAL, OBS, "M", whole_periods=True, cohort_freq="Q", engine=e),
+        tx, CAL, OBS, "M", whole_periods=True, cohort_freq="Q", engine=e
+    ),
     "rfm_summary_whole_weeks_from_start": lambda tx, e: F.rfm_summary(
-        tx, OBS, "W", whole_periods=True, calibration_start="1997-02-01", cohort_freq="D", engine=e),
+        tx, OBS, "W", whole_periods=True, calibration_start="1997-02-01", cohort_freq="D", engine=e
+    ),
     "cohorts": lambda tx, e: F.cohorts(tx, "M", observation_end=CAL, engine=e).customers,
     "interpurchase_times": lambda tx, e: F.interpurchase_times(tx, observation_end=CAL, engine=e),
     "lapse_table": lambda tx, e: lapse.lapse_table(tx, CAL, 8.0, "W", cohort_freq="Y", engine=e),
@@ -98,10 +100,13 @@ def test_spark_equals_duckdb_on_a_parquet_folder_of_part_files(spark, lake):
     assert_same(duck, F.calibration_holdout(folder, cal, obs, "W", segment_cols=segs, engine="spark"))
     assert duck["customer_id"].tolist() == sorted(map(str, tx["customer_id"].unique()))  # string order
     assert duck.loc[duck["customer_id"] == "7", "region"].isna().all()  # NULL at first purchase stays NULL
-    assert_same(F.cohorts(folder, "W", segment_cols=segs).sizes,
-                F.cohorts(folder, "W", segment_cols=segs, engine="spark").sizes)
-    assert_same(kpis.channel_kpis(folder, cal, segment="channel"),
-                kpis.channel_kpis(folder, cal, segment="channel", engine="spark"))
+    assert_same(
+        F.cohorts(folder, "W", segment_cols=segs).sizes, F.cohorts(folder, "W", segment_cols=segs, engine="spark").sizes
+    )
+    assert_same(
+        kpis.channel_kpis(folder, cal, segment="channel"),
+        kpis.channel_kpis(folder, cal, segment="channel", engine="spark"),
+    )
 
 
 def test_an_existing_spark_table_is_read_in_place(spark, lake):

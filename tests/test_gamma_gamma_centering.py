@@ -127,9 +127,9 @@ def test_centred_and_non_centred_fits_agree(spend, tmp_path):
             warnings.simplefilter("ignore")
             fits[p] = GammaGamma(pooling="partial", segment="segment", parameterization=p).fit(spend, **kw)
     auto = fits["auto"]
-    assert set(LARGE) <= set(auto.fit_info_["centered"]["mean_spend"]) and "mean_spend_raw" in auto.posterior_
+    assert set(LARGE) <= set(auto.fit_info_.centered["mean_spend"]) and "mean_spend_raw" in auto.posterior_
     assert "mean_spend_z" in fits["noncentered"].posterior_
-    assert auto.convergence_["divergences"] == 0
+    assert auto.convergence_.divergences == 0
     tables = [fits[p].summary(var_names=["mean_spend"]).set_index("segment") for p in fits]
     for seg in LARGE:
         rows = [t.loc[seg] for t in tables]

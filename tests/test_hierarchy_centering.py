@@ -45,8 +45,10 @@ def _many_segments() -> tuple[dict[str, SegmentParams], dict[str, int]]:
     rng = np.random.default_rng(5)
     truth = {
         f"s{i:02d}": SegmentParams(
-            r=float(np.exp(rng.normal(np.log(0.5), 0.35))), alpha=float(np.exp(rng.normal(np.log(5.0), 0.35))),
-            a=float(np.exp(rng.normal(np.log(0.8), 0.3))), b=float(np.exp(rng.normal(np.log(2.5), 0.3))),
+            r=float(np.exp(rng.normal(np.log(0.5), 0.35))),
+            alpha=float(np.exp(rng.normal(np.log(5.0), 0.35))),
+            a=float(np.exp(rng.normal(np.log(0.8), 0.3))),
+            b=float(np.exp(rng.normal(np.log(2.5), 0.3))),
         )  # fmt: skip
         for i in range(MIN_SEGMENTS_TO_CENTRE)
     }
@@ -126,7 +128,9 @@ def test_centred_and_non_centred_are_the_same_density(mask):
     lp = float(mixed.compile_logp()(point))
     assert lp - lp_ref == pytest.approx(-mask.sum() * np.log(sigma), abs=1e-10)
     (theta_v,) = mixed.replace_rvs_by_values([theta])
-    got = pytensor.function(mixed.value_vars, theta_v, on_unused_input="ignore")(*(point[v.name] for v in mixed.value_vars))
+    got = pytensor.function(mixed.value_vars, theta_v, on_unused_input="ignore")(
+        *(point[v.name] for v in mixed.value_vars)
+    )
     np.testing.assert_allclose(got, np.exp(eta), rtol=1e-12)
 
 
@@ -190,7 +194,9 @@ def test_no_pilot_with_few_segments(rfm, monkeypatch):
 def test_parameterization_is_validated_and_map_stays_non_centred(rfm):
     with pytest.raises(ClvlabInputError, match="parameterization"):
         BGNBD(pooling="partial", segment="region", parameterization="centred").fit(rfm, method="map")
-    m = BGNBD(pooling="partial", segment="region", parameterization="centered").fit(rfm, method="map", progressbar=False)
+    m = BGNBD(pooling="partial", segment="region", parameterization="centered").fit(
+        rfm, method="map", progressbar=False
+    )
     assert m.centered_ == {} and "r_z" in m.posterior_
 
 
@@ -209,9 +215,9 @@ def test_centred_and_non_centred_fits_agree(rfm_many, tmp_path):
             warnings.simplefilter("ignore")
             fits[p] = BGNBD(pooling="partial", segment="region", parameterization=p).fit(rfm_many, **kw)
     auto = fits["auto"]
-    assert fits["noncentered"].fit_info_["nutpie_adaptation"] == auto.fit_info_["nutpie_adaptation"] == "diag"
-    assert auto.fit_info_["centered"]["r"] == LARGE and "r_raw" in auto.posterior_
-    assert [f.convergence_["divergences"] for f in fits.values()] == [0, 0]
+    assert fits["noncentered"].fit_info_.nutpie_adaptation == auto.fit_info_.nutpie_adaptation == "diag"
+    assert auto.fit_info_.centered["r"] == LARGE and "r_raw" in auto.posterior_
+    assert [f.convergence_.divergences for f in fits.values()] == [0, 0]
     tables = [fits[p].summary().set_index(["parameter", "segment"]) for p in fits]
     for k in ("r", "alpha", "a", "b"):
         for seg in LARGE:

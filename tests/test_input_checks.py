@@ -48,7 +48,9 @@ def test_segment_cols_as_a_string_is_not_split_into_letters(call):
     fn = {"load_transactions": lambda: load_transactions(tx, segment_cols="channel"),
           "cohorts": lambda: cohorts(tx, segment_cols="channel"),
           "lapse_table": lambda: lapse_table(tx, "2020-03-01", lapse_after=4, segment_cols="channel")}[call]  # fmt: skip
-    with pytest.raises(ClvlabInputError, match=r"segment_cols='channel': expected a list of column names, e\.g\. \['channel'\]"):
+    with pytest.raises(
+        ClvlabInputError, match=r"segment_cols='channel': expected a list of column names, e\.g\. \['channel'\]"
+    ):
         fn()
     assert column_list(("a", "b"), "x") == ("a", "b")
 
@@ -69,7 +71,9 @@ def test_cac_twice_for_a_channel_text_and_booleans_are_named():
 def test_saturation_that_is_not_a_mapping_is_named():
     bg, gg, first = _fixed(["a", "b"])
     ncv = new_customer_value(bg, gg, first, segment="channel", time_unit="W")
-    with pytest.raises(ClvlabInputError, match=r"saturation=\[100, 200\]: expected a mapping \{channel: most customers\}"):
+    with pytest.raises(
+        ClvlabInputError, match=r"saturation=\[100, 200\]: expected a mapping \{channel: most customers\}"
+    ):
         allocate_budget(ncv, {"a": 5.0, "b": 6.0}, 1000.0, saturation=[100, 200])
     with pytest.raises(ClvlabInputError, match="saturation of channel 'a' is True"):
         allocate_budget(ncv, {"a": 5.0, "b": 6.0}, 1000.0, saturation={"a": True})
@@ -104,7 +108,9 @@ def test_a_channel_without_repeat_buyers_gets_its_spend_from_the_population():
     assert "pop-up" not in set(rep["channel"])
     gg = GammaGamma(pooling="partial", segment="channel").fit(rep, method="map", progressbar=False)
     bg, _, _ = _fixed([*DEFAULT_SEGMENTS, "pop-up"], n_draws=1)
-    first = tx.sort_values("date").groupby("customer_id", as_index=False).first().rename(columns={"amount": "first_amount"})
+    first = (
+        tx.sort_values("date").groupby("customer_id", as_index=False).first().rename(columns={"amount": "first_amount"})
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ncv = new_customer_value(bg, gg, first, segment="channel", time_unit="W")
@@ -209,7 +215,10 @@ def test_compare_models_refuses_zero_draws_other_customers_and_a_log_that_does_n
         compare_models(cands, rfm, tx, draws_per_chain=0, **kw)
     with pytest.raises(ClvlabInputError, match=r"fitted on 2,357 customers, rfm has 2,000 \(0 of them not in its fit"):
         compare_models(cands, rfm.head(2000), tx, **kw)
-    with pytest.raises(ClvlabInputError, match=r"calibration_end=1997-06-30: the log gives 1,732 repeat purchase days before it and 2,106 in the holdout, the RFM table 2,457 \(frequency\)"):
+    with pytest.raises(
+        ClvlabInputError,
+        match=r"calibration_end=1997-06-30: the log gives 1,732 repeat purchase days before it and 2,106 in the holdout, the RFM table 2,457 \(frequency\)",
+    ):
         compare_models(cands, rfm, tx, calibration_end="1997-06-30", time_unit="W")
     with pytest.raises(ClvlabInputError, match=r"transactions: 357 customer\(s\) of rfm are not in the log"):
         compare_models(cands, rfm, tx[tx["customer_id"].isin(rfm["customer_id"].head(2000))], **kw)

@@ -29,18 +29,32 @@ def _log(rows: list[tuple[str, int, float, str]]) -> pd.DataFrame:
 FIVE = _log(
     [
         # A: gaps 5, 5, 14 (= L: not a lapse), 14, 8; last purchase 46 + 14 = 60 = cutoff -> lapse AT the cutoff.
-        ("A", 0, 10, "web"), ("A", 5, 20, "web"), ("A", 10, 30, "web"),
-        ("A", 24, 10, "web"), ("A", 38, 10, "web"), ("A", 46, 10, "web"),
+        ("A", 0, 10, "web"),
+        ("A", 5, 20, "web"),
+        ("A", 10, 30, "web"),
+        ("A", 24, 10, "web"),
+        ("A", 38, 10, "web"),
+        ("A", 46, 10, "web"),
         # B: gap 0 -> 20 > 14: first lapse on day 14; the return on days 20, 30, 50 does not undo it (absorbing),
         # but B is active at the cutoff (50 + 14 > 60): lapsed_now = 0.
-        ("B", 0, 5, "store"), ("B", 20, 15, "store"), ("B", 30, 25, "store"), ("B", 50, 5, "store"),
+        ("B", 0, 5, "store"),
+        ("B", 20, 15, "store"),
+        ("B", 30, 25, "store"),
+        ("B", 50, 5, "store"),
         # C: two rows on day 0 (one purchase, $8); last purchase 50 + 14 = 64 > 60 -> censored at day 60.
-        ("C", 0, 3, "web"), ("C", 0, 5, "web"), ("C", 14, 8, "web"), ("C", 28, 8, "web"),
-        ("C", 42, 8, "web"), ("C", 50, 8, "web"),
+        ("C", 0, 3, "web"),
+        ("C", 0, 5, "web"),
+        ("C", 14, 8, "web"),
+        ("C", 28, 8, "web"),
+        ("C", 42, 8, "web"),
+        ("C", 50, 8, "web"),
         # D: first purchase day 55: early window (55, 62] not complete at the cutoff -> dropped by default.
         ("D", 55, 12, "store"),
         # E: first purchase in February; early purchases 37 and 42; lapse on 42 + 14 = 56; day 65 is after the cutoff.
-        ("E", 35, 40, "store"), ("E", 37, 10, "store"), ("E", 42, 30, "store"), ("E", 65, 99, "store"),
+        ("E", 35, 40, "store"),
+        ("E", 37, 10, "store"),
+        ("E", 42, 30, "store"),
+        ("E", 65, 99, "store"),
     ]
 )
 
@@ -92,8 +106,11 @@ def test_post_cutoff_transactions_do_not_leak():
     base = lapse_table(FIVE, CUTOFF, 2, "W", segment_cols=["channel"], early_window=1)
     rng = np.random.default_rng(1)
     later = _log(
-        [(c, int(day), float(rng.gamma(2, 10)), "web" if c in "AC" else "store")
-         for c in ["A", "B", "C", "D", "E", "NEW1", "NEW2"] for day in rng.integers(61, 200, size=3)]
+        [
+            (c, int(day), float(rng.gamma(2, 10)), "web" if c in "AC" else "store")
+            for c in ["A", "B", "C", "D", "E", "NEW1", "NEW2"]
+            for day in rng.integers(61, 200, size=3)
+        ]
     )
     # Including a purchase the day after the cutoff for C, whose lapse would otherwise be decided on day 64.
     later = pd.concat([later, _log([("C", 61, 1.0, "web")])])
@@ -168,8 +185,10 @@ def test_bad_columns_reported_together():
     assert len(err.value.problems) == 3
     with pytest.raises(ClvlabInputError) as err:
         lapse_table(FIVE, CUTOFF, lapse_after=0, cohort_freq="fortnight")
-    assert err.value.problems == ["cohort_freq='fortnight': expected one of ['D', 'W', 'M', 'Q', 'Y']",
-                                  "lapse_after=0: expected a finite number of W units > 0"], err.value.problems
+    assert err.value.problems == [
+        "cohort_freq='fortnight': expected one of ['D', 'W', 'M', 'Q', 'Y']",
+        "lapse_after=0: expected a finite number of W units > 0",
+    ], err.value.problems
 
 
 def test_segment_missing_on_first_purchase_is_reported():

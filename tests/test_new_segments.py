@@ -12,10 +12,10 @@ import xarray as xr
 
 from clvlab.errors import ClvlabInputError
 from clvlab.models.bgnbd import BGNBD
+from clvlab.models.gamma_gamma import GammaGamma
 from clvlab.models.mbgnbd import MBGNBD
 from clvlab.models.nbd import NBD
 from clvlab.models.pareto_nbd import ParetoNBD
-from clvlab.models.gamma_gamma import GammaGamma
 
 # natural parameters -> the sampled link-scale ones, written out per model (the inverse of _natural)
 TO_LINK = {

@@ -20,8 +20,10 @@ def test_there_are_notebooks():
 def test_ipynb_pair_in_sync(source):
     pair = source.with_suffix(".ipynb")
     assert pair.exists(), f"{pair.name} missing: run `python -m clvlab.notebooks --sync-only {source}`"
-    stored = [("".join(c["source"]) if isinstance(c["source"], list) else c["source"], c["cell_type"])
-              for c in json.loads(pair.read_text())["cells"]]
+    stored = [
+        ("".join(c["source"]) if isinstance(c["source"], list) else c["source"], c["cell_type"])
+        for c in json.loads(pair.read_text())["cells"]
+    ]
     expected = [(c.source, c.cell_type) for c in to_notebook(source).cells]
     assert stored == expected, f"{pair.name} is out of date with {source.name}: re-run `make notebooks`"
 
@@ -32,8 +34,9 @@ def _with_outputs(source, root):  # type: ignore[no-untyped-def]
 
     rel = re.search(r'^config = "([^"]+)"', source.read_text(), re.M).group(1)
     text = (source.parents[1] / rel).read_text()
-    text = text.replace("runs_dir: models/runs", f"runs_dir: {root}/runs").replace("reports_dir: reports",
-                                                                                  f"reports_dir: {root}/reports")
+    text = text.replace("runs_dir: models/runs", f"runs_dir: {root}/runs").replace(
+        "reports_dir: reports", f"reports_dir: {root}/reports"
+    )
     assert str(root) in text, f"{rel}'s outputs section changed: update this helper"
     out = root / Path(rel).name
     out.write_text(text)
@@ -49,8 +52,13 @@ def test_notebook_runs_in_quick_mode(source, tmp_path, quick_run):
     cfg = quick_run[2] if cdnow else _with_outputs(source, quick_run[2].parent)
     out = execute(source, tmp_path / source.with_suffix(".ipynb").name, quick=True, parameters={"config": str(cfg)})
     nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
     # quick mode samples clean: no ConvergenceWarning (divergences, R-hat >= 1.01, low ESS) in any output
     text = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])

@@ -52,15 +52,17 @@ def test_oracles_are_dev_only():
 def test_find_python_returns_312_or_newer():
     out = subprocess.run(["bash", str(ROOT / "scripts/find_python.sh")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    version = subprocess.run([out.stdout.strip(), "-c", "import sys; print(sys.version_info[:2] >= (3, 12))"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [out.stdout.strip(), "-c", "import sys; print(sys.version_info[:2] >= (3, 12))"], capture_output=True, text=True
+    )
     assert version.stdout.strip() == "True"
 
 
 def test_find_python_fails_clearly_without_candidates(tmp_path):
     # An empty PATH and no pyenv/uv: the script must exit non-zero (the Makefile prints the message).
-    out = subprocess.run(["/bin/bash", str(ROOT / "scripts/find_python.sh")], capture_output=True, text=True,
-                         env={"PATH": str(tmp_path)})
+    out = subprocess.run(
+        ["/bin/bash", str(ROOT / "scripts/find_python.sh")], capture_output=True, text=True, env={"PATH": str(tmp_path)}
+    )
     assert out.returncode == 1 and out.stdout == ""
 
 

@@ -46,8 +46,11 @@ def test_mbgnbd_matches_lifetimes_at_fixed_parameters():
     ll_ref = -n * ModifiedBetaGeoFitter._negative_log_likelihood(np.log(p), x, tx, T, np.ones(n), 0.0)
     assert mm.loglik(*p, x, tx, T).sum() == pytest.approx(ll_ref, rel=1e-12)
     np.testing.assert_allclose(mm.p_alive(*p, x, tx, T), f.conditional_probability_alive(x, tx, T), rtol=1e-12)
-    np.testing.assert_allclose(mm.conditional_expected_purchases(*p, x, tx, T, 10.0),
-                               f.conditional_expected_number_of_purchases_up_to_time(10.0, x, tx, T), rtol=1e-10)
+    np.testing.assert_allclose(
+        mm.conditional_expected_purchases(*p, x, tx, T, 10.0),
+        f.conditional_expected_number_of_purchases_up_to_time(10.0, x, tx, T),
+        rtol=1e-10,
+    )
     ts = np.array([1.0, 10.0, 52.0])
     np.testing.assert_allclose(mm.expected_purchases_new(*p, ts), f.expected_number_of_purchases_up_to_time(ts),
                                rtol=1e-10)  # fmt: skip
@@ -78,8 +81,11 @@ def test_pareto_nbd_matches_lifetimes_at_fixed_parameters():
     np.testing.assert_allclose(pm_.loglik(*p, x, tx, T), ParetoNBDFitter._conditional_log_likelihood(
         np.array(p), x, tx, T), rtol=1e-12)  # fmt: skip
     np.testing.assert_allclose(pm_.p_alive(*p, x, tx, T), f.conditional_probability_alive(x, tx, T), rtol=1e-11)
-    np.testing.assert_allclose(pm_.conditional_expected_purchases(*p, x, tx, T, 10.0),
-                               f.conditional_expected_number_of_purchases_up_to_time(10.0, x, tx, T), rtol=1e-10)
+    np.testing.assert_allclose(
+        pm_.conditional_expected_purchases(*p, x, tx, T, 10.0),
+        f.conditional_expected_number_of_purchases_up_to_time(10.0, x, tx, T),
+        rtol=1e-10,
+    )
     ts = np.array([1.0, 10.0, 52.0])
     np.testing.assert_allclose(pm_.expected_purchases_new(*p, ts), f.expected_number_of_purchases_up_to_time(ts),
                                rtol=1e-10)  # fmt: skip
@@ -125,8 +131,15 @@ def _mp_h(c0: float, c1: float, z: float) -> list[float]:
     def h(a, b, q):  # type: ignore[no-untyped-def]
         return mp.hyp2f1(1, a, b, q)
 
-    return [float(v) for v in (h(c0, c1, zm), mp.diff(lambda a: h(a, c1, zm), mp.mpf(c0)),
-                               mp.diff(lambda b: h(c0, b, zm), mp.mpf(c1)), mp.diff(lambda q: h(c0, c1, q), zm))]
+    return [
+        float(v)
+        for v in (
+            h(c0, c1, zm),
+            mp.diff(lambda a: h(a, c1, zm), mp.mpf(c0)),
+            mp.diff(lambda b: h(c0, b, zm), mp.mpf(c1)),
+            mp.diff(lambda q: h(c0, c1, q), zm),
+        )
+    ]
 
 
 def test_hypergeometric_series_against_mpmath():
@@ -207,7 +220,12 @@ def test_pareto_nbd_op_value_and_gradient():
     x, tx, T = _customers(2, 500)
     group = np.random.default_rng(2).integers(0, 3, len(x))
     pat = compress_patterns(group, x, tx, T)
-    P = [np.array([0.55, 0.6, 0.5]), np.array([10.6, 9.0, 0.02]), np.array([0.61, 0.7, 0.55]), np.array([11.7, 30.0, 5.0])]
+    P = [
+        np.array([0.55, 0.6, 0.5]),
+        np.array([10.6, 9.0, 0.02]),
+        np.array([0.61, 0.7, 0.55]),
+        np.array([11.7, 30.0, 5.0]),
+    ]
     out = _kernel(*P, *pattern_data(pat))
 
     def total(params):  # type: ignore[no-untyped-def]
@@ -222,7 +240,6 @@ def test_pareto_nbd_op_value_and_gradient():
             dn[k][g] -= h
             fd = (total(up) - total(dn)) / (2 * h)
             assert out[k + 1][g] == pytest.approx(fd, rel=1e-5, abs=1e-6), (k, g)
-
 
 
 def test_pareto_nbd_op_where_the_ratios_leave_exp_range():
@@ -247,6 +264,7 @@ def test_pareto_nbd_op_where_the_ratios_leave_exp_range():
         up[k][0] += h
         dn[k][0] -= h
         assert out[k + 1][0] == pytest.approx((total(up) - total(dn)) / (2 * h), rel=1e-5, abs=1e-6), k
+
 
 # ---- predictions: consistent with each other and with the posterior-predictive draws -------
 MODELS = {"bgnbd": (bm, dict(r=0.243, alpha=4.414, a=0.793, b=2.426)), "mbgnbd": (mm, MBG), "pareto_nbd": (pm_, PNBD)}

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from test_bgnbd_math import cdnow_sample_rfm
 
 from clvlab.data import SegmentParams, simulate
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
@@ -15,8 +16,6 @@ from clvlab.models import mbgnbd_math as mm
 from clvlab.models import pareto_nbd_math as pm_
 from clvlab.models.mbgnbd import MBGNBD
 from clvlab.models.pareto_nbd import ParetoNBD
-
-from test_bgnbd_math import cdnow_sample_rfm
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +64,7 @@ def test_pooled_nuts_on_cdnow(pooled_fits, name):
     for k, v in mle.items():
         assert s.loc[k, "hdi_low"] < v < s.loc[k, "hdi_high"], k
         assert abs(np.median(m.posterior_[k].values) - v) < 0.5 * s.loc[k, "sd"], k
-    assert m.convergence_["divergences"] == 0
+    assert m.convergence_.divergences == 0
 
 
 @pytest.mark.parametrize("name", ["pareto_nbd", "mbgnbd"])
@@ -154,17 +153,24 @@ def _recovery_fit(cls, seed, chains=2, draws=400, tune=400):  # type: ignore[no-
 
 @pytest.mark.parametrize("cls", [ParetoNBD, MBGNBD], ids=["pareto_nbd", "mbgnbd"])
 def test_partial_pooling_recovers_simulated_segment_parameters(cls):
-    """90% intervals of the 6 segments x 4 parameters over two seeds cover >= 80% of the truths.
+    """90% intervals of the 6 segments x 4 parameters over two seeds cover >= 35 of the 48 truths.
 
-    Expected 90%; for 48 independent intervals below 80% has probability ~2%, but the intervals
-    of one fit are correlated (one population, shrinkage), so the seeds are fixed and the run is
-    bit-reproducible. Pareto/NBD's (s, beta) are weakly identified: with half these segment
-    sizes and 2 x 300 draws it covered 36/48 (75%) at bulk ESS ~90; at these sizes 42/48
-    (measured with 2 x 300 draws; 400 here for R-hat margin)."""
+    The bounds are set from Pareto/NBD's fit measured over 20 seeds (another CPU's chains are, in
+    effect, other seeds; ``python benchmarks/seed_margins.py recovery_pareto_nbd --draws 400``):
+    - coverage per fit: mean 21.45 of 24 (89%), sd 2.16 (the binomial's would be 1.47: the
+      intervals of one fit share a population), range 18-24. Two fits below 35 of 48: about 0.3%
+      (normal approximation); the earlier bound, 80% (39 of 48), failed 15 of the 190 pairs of
+      these fits (8%). A fit that does not recover the segments (a wrong likelihood or a broken
+      hierarchy) covers far fewer.
+    - max R-hat of 2 x 400 draws: 1.008-1.063, above 1.05 on 2 of 20 (so the earlier bound 1.05
+      failed on a machine whose chains differed); (R-hat - 1) is near log-normal (geometric mean
+      0.018, log sd 0.52), which puts 1.1 at about 5e-4 a fit. Stuck or disagreeing chains give
+      far more. Bulk ESS 45-205 (Pareto/NBD's (s, beta) are weakly identified); no divergence.
+    """
     hits = total = 0
     for seed in RECOVERY_SEEDS:
         m, hit, n = _recovery_fit(cls, seed)
         hits, total = hits + hit, total + n
-        assert m.convergence_["divergences"] <= 5
-        assert m.convergence_["max_r_hat"] < 1.05
-    assert hits / total >= 0.8, f"{hits}/{total}"
+        assert m.convergence_.divergences <= 5
+        assert m.convergence_.max_r_hat < 1.1, m.convergence_.describe()
+    assert hits >= 35, f"{hits}/{total}"

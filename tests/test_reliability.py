@@ -80,8 +80,17 @@ def test_fit_arguments_are_checked_before_any_sampling(model, kwargs, name):
 
 
 def _rfm_args(path, out):
-    return ["rfm", "--input", str(path), "--calibration-end", "2020-06-30", "--observation-end", "2020-12-31",
-            "--out", str(out)]
+    return [
+        "rfm",
+        "--input",
+        str(path),
+        "--calibration-end",
+        "2020-06-30",
+        "--observation-end",
+        "2020-12-31",
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -106,8 +106,14 @@ def test_format_compact():
 
 # --------------------------------------------------------------------------- tables
 def test_table_drops_positional_index_and_formats_numbers():
-    df = pd.DataFrame({"segment": ["a", "b", "c"], "n_customers": [23570, 1200, 5],
-                       "clv_mean": [2.357e4, 0.012345, np.nan], "share": [0.5, 0.25, 0.25]})
+    df = pd.DataFrame(
+        {
+            "segment": ["a", "b", "c"],
+            "n_customers": [23570, 1200, 5],
+            "clv_mean": [2.357e4, 0.012345, np.nan],
+            "share": [0.5, 0.25, 0.25],
+        }
+    )
     rows = texts(format_table(df))
     assert rows[0] == ["segment", "n_customers", "clv_mean", "share"]  # no index column
     assert rows[1][:2] == ["a", "23,570"] and rows[2][1] == "1,200"
@@ -160,8 +166,17 @@ def _posterior_summary() -> pd.DataFrame:
     rows = []
     for p, base in (("r", 0.24), ("alpha", 4.4), ("a", 0.8)):
         for i, s in enumerate(("1997-02", "1997-01", "1997-03")):
-            rows.append(dict(parameter=p, segment=s, mean=base + i / 100, sd=0.01, hdi_low=base - 0.02,
-                             hdi_high=base + 0.02, r_hat=1.001))
+            rows.append(
+                dict(
+                    parameter=p,
+                    segment=s,
+                    mean=base + i / 100,
+                    sd=0.01,
+                    hdi_low=base - 0.02,
+                    hdi_high=base + 0.02,
+                    r_hat=1.001,
+                )
+            )
     rows.append(dict(parameter="r_pop", segment="", mean=0.244, sd=0.02, hdi_low=0.2, hdi_high=0.28, r_hat=1.0))
     return pd.DataFrame(rows)
 
@@ -221,8 +236,12 @@ def test_validation_report_as_a_table_for_people():
 # --------------------------------------------------------------------------- the report
 def _sample_report(directory: Path) -> Report:
     rep = Report(title="clvlab run: <test>", directory=directory, subtitle="unit test")
-    rep.set_headline([Headline("Customers", "23,570", detail="calibration to 1997-09-30"),
-                      Headline("Total CLV", "$1.23M", interval="94% HDI $1.18M \u2013 $1.29M")])
+    rep.set_headline(
+        [
+            Headline("Customers", "23,570", detail="calibration to 1997-09-30"),
+            Headline("Total CLV", "$1.23M", interval="94% HDI $1.18M \u2013 $1.29M"),
+        ]
+    )
     rep.add_badge(Badge("BG/NBD sampler", "pass", "max R-hat 1.002 (r[3]), min ESS 2,595"))
     rep.add_badge(Badge("Gamma-Gamma sampler", "fail", "12 divergences"))
     rep.add_text("Data", "First paragraph & more.\n\nSecond <paragraph>.")
@@ -231,8 +250,12 @@ def _sample_report(directory: Path) -> Report:
     rep.add_figure("RFM", _fig(), "fig_one", caption="A figure")
     rep.add_code("BG/NBD", "pooling: partial\nsegment: cohort")
     rep.add_table("Data", pd.DataFrame({"x": [0.5]}))
-    rep.set_footer(config_yaml="name: test\n", data_hash="abc123", versions={"pymc": "5.0", "clvlab": "0.1.0"},
-                   timings={"data": 1.5, "rfm": 0.5, "total": 2.0})
+    rep.set_footer(
+        config_yaml="name: test\n",
+        data_hash="abc123",
+        versions={"pymc": "5.0", "clvlab": "0.1.0"},
+        timings={"data": 1.5, "rfm": 0.5, "total": 2.0},
+    )
     return rep
 
 
@@ -349,7 +372,7 @@ def _fake_clv_result(n_groups: int, col: str = "cohort"):
 
 def _no_overlap(labels) -> bool:
     boxes = [t.get_window_extent() for t in labels if t.get_text() and t.get_visible()]
-    return all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    return all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def _all_axes_labelled(fig) -> list[str]:
@@ -398,8 +421,13 @@ def test_clv_distribution_many_cohorts_is_readable_and_accepts_segment_and_by():
 def test_cohort_sizes_with_many_cohorts_has_no_overlapping_ticks():
     from clvlab.plots.rfm import plot_cohort_sizes
 
-    sizes = pd.DataFrame({"cohort": [f"1997-{m:02d}" for m in range(1, 13)] + [f"1998-{m:02d}" for m in range(1, 13)],
-                          "n_customers": np.arange(24) + 100, "first_purchase_amount": np.arange(24) * 10.0})
+    sizes = pd.DataFrame(
+        {
+            "cohort": [f"1997-{m:02d}" for m in range(1, 13)] + [f"1998-{m:02d}" for m in range(1, 13)],
+            "n_customers": np.arange(24) + 100,
+            "first_purchase_amount": np.arange(24) * 10.0,
+        }
+    )
     fig = plot_cohort_sizes(sizes, freq="M")
     fig.canvas.draw()
     assert _no_overlap(fig.axes[0].get_xticklabels())
@@ -429,14 +457,18 @@ class _FakeBGNBD:
         coords = {"chain": [0, 1], "draw": np.arange(50), "segment": self.segments_}
         shape = (2, 50, len(segments))
         self.posterior_ = xr.Dataset(
-            {p: (("chain", "draw", "segment"), rng.lognormal(np.log(v), 0.1, shape))
-             for p, v in (("r", 0.25), ("alpha", 4.4), ("a", 0.8), ("b", 2.4))}
+            {
+                p: (("chain", "draw", "segment"), rng.lognormal(np.log(v), 0.1, shape))
+                for p, v in (("r", 0.25), ("alpha", 4.4), ("a", 0.8), ("b", 2.4))
+            }
             | {"r_pop": (("chain", "draw"), rng.lognormal(np.log(0.25), 0.05, (2, 50)))},
             coords=coords,
         )
 
     def _vals(self, data):
-        return xr.DataArray(np.random.default_rng(0).uniform(size=(1, 4, len(data))), dims=("chain", "draw", "customer_id"))
+        return xr.DataArray(
+            np.random.default_rng(0).uniform(size=(1, 4, len(data))), dims=("chain", "draw", "customer_id")
+        )
 
     def p_alive(self, data, thin=1):
         return self._vals(data)
@@ -475,41 +507,102 @@ def test_every_figure_has_labelled_axes():
     rng = np.random.default_rng(0)
     figs = {}
     figs["interpurchase"] = pr.plot_interpurchase_times(pd.DataFrame({"gap_days": rng.integers(1, 300, 500)}))
-    scored = pd.DataFrame({"rfm_segment": rng.choice(["champions", "lost", "at risk"], 300),
-                           "R": rng.integers(1, 6, 300), "F": rng.integers(1, 6, 300),
-                           "monetary_value": rng.gamma(2, 10, 300), "frequency": rng.integers(0, 5, 300)})
+    scored = pd.DataFrame(
+        {
+            "rfm_segment": rng.choice(["champions", "lost", "at risk"], 300),
+            "R": rng.integers(1, 6, 300),
+            "F": rng.integers(1, 6, 300),
+            "monetary_value": rng.gamma(2, 10, 300),
+            "frequency": rng.integers(0, 5, 300),
+        }
+    )
     figs["rfm"] = pr.plot_rfm_segments(scored)
     figs["cohorts"] = pr.plot_cohort_sizes(pd.DataFrame({"cohort": ["a", "b"], "n_customers": [3, 4]}))
     figs["clv"] = pc.plot_clv_distribution(_fake_clv_result(5), "cohort")
-    cac = pd.DataFrame({"channel": ["search", "email"], "ratio_mean": [1.5, 0.8], "ratio_hdi_low": [1.1, 0.5],
-                        "ratio_hdi_high": [2.0, 1.2], "p_ratio_gt_1": [0.99, 0.2], "p_rank_1": [0.9, 0.1],
-                        "expected_rank": [1.1, 1.9]})
+    cac = pd.DataFrame(
+        {
+            "channel": ["search", "email"],
+            "ratio_mean": [1.5, 0.8],
+            "ratio_hdi_low": [1.1, 0.5],
+            "ratio_hdi_high": [2.0, 1.2],
+            "p_ratio_gt_1": [0.99, 0.2],
+            "p_rank_1": [0.9, 0.1],
+            "expected_rank": [1.1, 1.9],
+        }
+    )
     figs["cac"] = pc.plot_cac_ratio(cac, segment="channel")
     with pytest.warns(DeprecationWarning):
         pc.plot_cac_ratio(cac, by="channel")
-    sens = pd.DataFrame([dict(discount_rate=d, margin=m, group="all", total_mean=100 * m / (1 + d),
-                              total_hdi_low=90 * m, total_hdi_high=110 * m)
-                         for d in (0.0, 0.01, 0.02) for m in (0.3, 1.0)])
-    whatif = pd.DataFrame([dict(dropout_scale=s, segment=g, total_mean=100 + 10 * (1 - s), uplift_mean=10 * (1 - s),
-                                uplift_hdi_low=8 * (1 - s), uplift_hdi_high=12 * (1 - s), uplift_pct=10 * (1 - s))
-                           for s in (0.8, 1.0, 1.1) for g in ("a", "b")])
+    sens = pd.DataFrame(
+        [
+            dict(
+                discount_rate=d,
+                margin=m,
+                group="all",
+                total_mean=100 * m / (1 + d),
+                total_hdi_low=90 * m,
+                total_hdi_high=110 * m,
+            )
+            for d in (0.0, 0.01, 0.02)
+            for m in (0.3, 1.0)
+        ]
+    )
+    whatif = pd.DataFrame(
+        [
+            dict(
+                dropout_scale=s,
+                segment=g,
+                total_mean=100 + 10 * (1 - s),
+                uplift_mean=10 * (1 - s),
+                uplift_hdi_low=8 * (1 - s),
+                uplift_hdi_high=12 * (1 - s),
+                uplift_pct=10 * (1 - s),
+            )
+            for s in (0.8, 1.0, 1.1)
+            for g in ("a", "b")
+        ]
+    )
     figs["sens"] = pc.plot_sensitivity(sens, whatif, horizon="12 months", period="month")
     assert figs["sens"].axes[0].get_ylabel() == "total CLV over 12 months ($)"
     figs["spend"] = pc.plot_spend_ppc(rng.gamma(2, 10, 100), rng.gamma(2, 10, (20, 100)))
     km = SimpleNamespace(
-        survival_=pd.DataFrame({"segment": ["a"] * 3 + ["b"] * 3, "time": [0, 5, 10] * 2,
-                                "survival": [1, 0.6, 0.3, 1, 0.7, 0.4], "lower": [1, 0.5, 0.2, 1, 0.6, 0.3],
-                                "upper": [1, 0.7, 0.4, 1, 0.8, 0.5], "at_risk": [50, 30, 10, 60, 40, 20]}),
-        alpha=0.05, logrank_=None, time_unit_="W")
+        survival_=pd.DataFrame(
+            {
+                "segment": ["a"] * 3 + ["b"] * 3,
+                "time": [0, 5, 10] * 2,
+                "survival": [1, 0.6, 0.3, 1, 0.7, 0.4],
+                "lower": [1, 0.5, 0.2, 1, 0.6, 0.3],
+                "upper": [1, 0.7, 0.4, 1, 0.8, 0.5],
+                "at_risk": [50, 30, 10, 60, 40, 20],
+            }
+        ),
+        alpha=0.05,
+        logrank_=None,
+        time_unit_="W",
+    )
     figs["km"] = ps.plot_km_by_segment(km)
     assert figs["km"].axes[0].get_xlabel() == "time since first purchase (weeks)"
-    hr = pd.DataFrame({"covariate": ["x", "y"], "hazard_ratio": [0.8, 1.2], "hr_lower": [0.7, 1.1],
-                       "hr_upper": [0.9, 1.3], "p_value": [0.01, 0.02]})
+    hr = pd.DataFrame(
+        {
+            "covariate": ["x", "y"],
+            "hazard_ratio": [0.8, 1.2],
+            "hr_lower": [0.7, 1.1],
+            "hr_upper": [0.9, 1.3],
+            "p_value": [0.01, 0.02],
+        }
+    )
     figs["hr"] = ps.plot_hazard_ratios(hr)
     roc = pd.DataFrame({"score": ["s"] * 3, "fpr": [0, 0.5, 1], "tpr": [0, 0.8, 1]})
     figs["roc"] = ps.plot_roc_curves(roc)
-    calib = pd.DataFrame({"score": ["s"] * 3, "mean_predicted": [0.2, 0.5, 0.8], "observed_rate": [0.25, 0.5, 0.7],
-                          "se": [0.05] * 3, "n": [100, 100, 100]})
+    calib = pd.DataFrame(
+        {
+            "score": ["s"] * 3,
+            "mean_predicted": [0.2, 0.5, 0.8],
+            "observed_rate": [0.25, 0.5, 0.7],
+            "se": [0.05] * 3,
+            "n": [100, 100, 100],
+        }
+    )
     figs["calib"] = ps.plot_calibration_curves(calib)
     for name, fig in figs.items():
         fig.canvas.draw()

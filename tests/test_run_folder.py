@@ -96,8 +96,10 @@ def test_a_killed_rerun_leaves_the_old_run_whole_and_both_configs_give_exact_tab
 def test_a_run_says_which_settings_differ_before_it_replaces_a_finished_run(killed):
     assert any("holds a finished run of another config: clv.margin: 0.25 -> 0.5. It is replaced when this run "
                "completes" in line for line in killed["log"]), killed["log"]  # fmt: skip
-    assert config_changes({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == ["a.c: 2 -> 3",
-                                                                                       "d: '<unset>' -> 4"]
+    assert config_changes({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 4}) == [
+        "a.c: 2 -> 3",
+        "d: '<unset>' -> 4",
+    ]
 
 
 def test_a_second_writer_is_refused_with_the_first_ones_pid(finished, tmp_path, capsys):
@@ -113,8 +115,9 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(finished, tmp_path, 
         assert holder.stdout.readline().strip() == "ready"
         stamp = (run_dir / "metadata.json").stat().st_mtime_ns
         cfg = tmp_path / "cfg.json"
-        cfg.write_text(json.dumps({**NEW, "outputs": {"runs_dir": str(root / "runs"),
-                                                      "reports_dir": str(root / "reports")}}))
+        cfg.write_text(
+            json.dumps({**NEW, "outputs": {"runs_dir": str(root / "runs"), "reports_dir": str(root / "reports")}})
+        )
         import yaml
 
         (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(json.loads(cfg.read_text())))
@@ -250,7 +253,9 @@ def test_score_names_missing_columns_and_flags_a_table_in_another_unit(finished,
     assert "the RFM table has no column(s) ['cohort']" in capsys.readouterr().err and not out.exists()
     days = tmp_path / "days.csv"
     rfm.assign(recency=rfm["recency"] * 7, T=rfm["T"] * 7).to_csv(days, index=False)
-    with pytest.warns(UserWarning, match=r"T reaches .* the run's calibration only .* is the table in another time unit"):
+    with pytest.warns(
+        UserWarning, match=r"T reaches .* the run's calibration only .* is the table in another time unit"
+    ):
         assert main(["score", "--run", str(run_dir), "--input", str(days), "--out", str(out)]) == 0
 
 

@@ -34,5 +34,7 @@ def test_run_report_in_a_real_browser(quick_run, tmp_path):
         shot = screenshot_path(tmp_path, f"run_report_{name.split('.')[0]}.png")
         result = check_report_in_browser(report_dir / name, expected, shot)
         assert not result["problems"], result["problems"]
-        assert len(result["images"]) == len(list(report_dir.glob("*.png"))) >= 14 and all(w > 0 for w in (i["naturalWidth"] for i in result["images"]))
+        assert len(result["images"]) == len(list(report_dir.glob("*.png"))) >= 14 and all(
+            w > 0 for w in (i["naturalWidth"] for i in result["images"])
+        )
         assert shot.stat().st_size > 20_000

@@ -60,7 +60,9 @@ def test_a_log_scored_at_the_calibration_end_gives_the_runs_own_values(quick_run
 def test_customers_acquired_after_the_fitted_cohorts_are_valued_by_a_population_draw(quick_run, log_csv, tmp_path):
     run_dir = quick_run[0]
     both = tmp_path / "tx_new.csv"
-    pd.concat([pd.read_csv(log_csv, dtype={"customer_id": str}), NEW.assign(date=NEW["date"].dt.strftime("%Y-%m-%d"))]).to_csv(both, index=False)
+    pd.concat(
+        [pd.read_csv(log_csv, dtype={"customer_id": str}), NEW.assign(date=NEW["date"].dt.strftime("%Y-%m-%d"))]
+    ).to_csv(both, index=False)
     s = score_transactions(run_dir, both, as_of="1998-01-31")
     old = score_transactions(run_dir, log_csv, as_of="1998-01-31")
     c = s.customers.set_index("customer_id")
@@ -120,7 +122,9 @@ def test_bad_score_input_is_named(case, expected, quick_run, log_csv, tmp_path, 
         "as_of_early": ["--run", run_dir, str(log_csv), "--as-of", "1990-01-01"],
         "no_amount": ["--run", run_dir, str(no_amount)],
         "other_amount_col": ["--run", run_dir, str(log_csv), "--amount-col", "spend"],
-        "behaviour": ["--run", str(_behaviour_run(quick_run[0], tmp_path)), str(log_csv)] if case == "behaviour" else [],
+        "behaviour": ["--run", str(_behaviour_run(quick_run[0], tmp_path)), str(log_csv)]
+        if case == "behaviour"
+        else [],
         "missing_log": ["--run", run_dir, "nowhere.csv"],
     }[case]
     assert main(["score", *argv, "--out", out]) == 2

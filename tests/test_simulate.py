@@ -33,8 +33,7 @@ T_WEEKS = (OBS_DAYS - 1) / 7  # exposure after a first purchase on day 0, = rfm_
 @pytest.fixture(scope="module")
 def big() -> Simulation:
     # acquisition in one day: every first purchase on day 0, exposure T_WEEKS after it
-    return simulate(SEGS, n_customers=N_PER, acquisition_days=1, observation_days=OBS_DAYS,
-                    time_unit="W", seed=123)
+    return simulate(SEGS, n_customers=N_PER, acquisition_days=1, observation_days=OBS_DAYS, time_unit="W", seed=123)
 
 
 def _within(sample_mean: float, expected: float, se: float) -> None:
@@ -57,7 +56,13 @@ def test_defaults_api_and_contract():
     assert isinstance(sim, Simulation)
     assert list(sim.transactions.columns) == ["customer_id", "date", "amount", "channel"]
     assert list(sim.customers.columns) == [
-        "customer_id", "channel", "first_purchase", "lam", "p_drop", "nu", "dropout_date"
+        "customer_id",
+        "channel",
+        "first_purchase",
+        "lam",
+        "p_drop",
+        "nu",
+        "dropout_date",
     ]
     assert list(sim.truth.columns) == ["r", "alpha", "a", "b", "p", "q", "gamma", "n_customers", "cac"]
     assert list(sim.truth.index) == ["search", "social", "email", "affiliate"] == list(DEFAULT_SEGMENTS)
@@ -182,9 +187,7 @@ def test_repeat_purchases_match_bgnbd_expectation(big):
     t = T_WEEKS
     for _, s, c in _per_segment(big):
         r, alpha, a, b = s.r, s.alpha, s.a, s.b
-        ex = (a + b - 1) / (a - 1) * (
-            1 - (alpha / (alpha + t)) ** r * special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        )
+        ex = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * special.hyp2f1(r, b, a + b - 1, t / (alpha + t)))
         _within(c["x"].mean(), ex, c["x"].std() / np.sqrt(len(c)))
         # and the observed spread is not degenerate
         assert c["x"].max() >= 5
@@ -195,7 +198,7 @@ def test_dropout_probability_matches_truth(big):
     t = T_WEEKS
     for _, s, c in _per_segment(big):
         p_alive, _ = integrate.quad(
-            lambda p: (s.alpha / (s.alpha + p * t)) ** s.r * stats.beta.pdf(p, s.a, s.b), 0, 1, limit=200
+            lambda p, s=s: (s.alpha / (s.alpha + p * t)) ** s.r * stats.beta.pdf(p, s.a, s.b), 0, 1, limit=200
         )
         alive = c["dropout_date"].isna()
         _within(alive.mean(), p_alive, np.sqrt(p_alive * (1 - p_alive) / len(c)))

@@ -23,12 +23,24 @@ MAP_CONFIG = {
     "name": "map_sample",
     "seed": 7,
     "data": {"source": "cdnow_sample"},
-    "features": {"calibration_end": "1997-09-30", "observation_end": "1998-06-30", "time_unit": "W",
-                 "segment": "cohort", "cohort_freq": "M"},
+    "features": {
+        "calibration_end": "1997-09-30",
+        "observation_end": "1998-06-30",
+        "time_unit": "W",
+        "segment": "cohort",
+        "cohort_freq": "M",
+    },
     "purchase": {"method": "map", "pooling": "partial"},
     "gamma_gamma": {"method": "map", "pooling": "partial"},
-    "clv": {"horizon": 6, "period": "M", "discount_rate": 0.02, "margin": 0.25, "thresholds": [20.0, 50.0],
-            "sensitivity_discount_rates": [0.0, 0.02], "sensitivity_margins": [0.5, 1.0]},
+    "clv": {
+        "horizon": 6,
+        "period": "M",
+        "discount_rate": 0.02,
+        "margin": 0.25,
+        "thresholds": [20.0, 50.0],
+        "sensitivity_discount_rates": [0.0, 0.02],
+        "sensitivity_margins": [0.5, 1.0],
+    },
     "survival": {"lapse_after": 20, "test_fraction": 0.25, "penalizer": 0.05},
 }
 
@@ -87,9 +99,17 @@ def test_force_refits_and_a_changed_section_refits_only_its_model(tmp_path):
 def test_cache_key_depends_on_settings_seed_and_data():
     base = fit_cache_key("bgnbd", {"pooling": "partial"}, 1, "abc")
     assert base == fit_cache_key("bgnbd", {"pooling": "partial"}, 1, "abc")
-    assert len({base, fit_cache_key("bgnbd", {"pooling": "pooled"}, 1, "abc"),
+    assert (
+        len(
+            {
+                base,
+                fit_cache_key("bgnbd", {"pooling": "pooled"}, 1, "abc"),
                 fit_cache_key("bgnbd", {"pooling": "partial"}, 2, "abc"),
-                fit_cache_key("bgnbd", {"pooling": "partial"}, 1, "abd")}) == 4
+                fit_cache_key("bgnbd", {"pooling": "partial"}, 1, "abd"),
+            }
+        )
+        == 4
+    )
 
 
 def test_loaded_model_keeps_its_data_and_time_unit(first_run):
@@ -111,10 +131,19 @@ def test_clv_takes_the_unit_from_the_model_when_data_come_from_csv(first_run, tm
     assert "time_unit" not in rfm.attrs
     bg, gg = BGNBD.load(study.run_dir / "bgnbd"), GammaGamma.load(study.run_dir / "gamma_gamma")
     c = res.config.clv
-    got = customer_lifetime_value(bg, gg, rfm, horizon=c.horizon, period=c.period, discount_rate=c.discount_rate,
-                                  margin=c.margin, segment="cohort")
-    np.testing.assert_allclose(got.customers["clv_mean"].to_numpy(), res.clv.customers["clv_mean"].to_numpy(),
-                               rtol=1e-12)
+    got = customer_lifetime_value(
+        bg,
+        gg,
+        rfm,
+        horizon=c.horizon,
+        period=c.period,
+        discount_rate=c.discount_rate,
+        margin=c.margin,
+        segment="cohort",
+    )
+    np.testing.assert_allclose(
+        got.customers["clv_mean"].to_numpy(), res.clv.customers["clv_mean"].to_numpy(), rtol=1e-12
+    )
 
 
 def test_score_command_scores_from_a_saved_run(first_run, tmp_path, capsys):
@@ -163,8 +192,22 @@ def test_cli_refuses_unknown_suffixes(tmp_path, capsys):
     assert "not a readable table" in capsys.readouterr().err
     tx = tmp_path / "tx.csv"
     tx.write_text("customer_id,date,amount\n1,2020-01-01,5\n")
-    assert main(["rfm", "--input", str(tx), "--calibration-end", "2020-06-30", "--observation-end", "2020-12-31",
-                 "--out", str(tmp_path / "rfm.xlsx")]) == 2
+    assert (
+        main(
+            [
+                "rfm",
+                "--input",
+                str(tx),
+                "--calibration-end",
+                "2020-06-30",
+                "--observation-end",
+                "2020-12-31",
+                "--out",
+                str(tmp_path / "rfm.xlsx"),
+            ]
+        )
+        == 2
+    )
     assert "unsupported suffix '.xlsx'" in capsys.readouterr().err
 
 
@@ -183,14 +226,28 @@ def test_quick_mode_changes_data_draws_and_folder():
 
 
 def test_config_reports_every_wrong_value_before_any_work():
-    bad = {"name": "x", "clv": {"discount_rate": "1%", "margin": "high", "horizon": "year", "time_unit": "M"},
-           "data": {"segment_cols": "channel"}, "features": {"calibration_end": "soon"},
-           "purchase": {"draws": 0, "chains": True, "target_accept": 1.5}, "survival": {"lapse_after": -1}}
+    bad = {
+        "name": "x",
+        "clv": {"discount_rate": "1%", "margin": "high", "horizon": "year", "time_unit": "M"},
+        "data": {"segment_cols": "channel"},
+        "features": {"calibration_end": "soon"},
+        "purchase": {"draws": 0, "chains": True, "target_accept": 1.5},
+        "survival": {"lapse_after": -1},
+    }
     with pytest.raises(ClvlabInputError) as err:
         load_config(bad)
     msg = str(err.value)
-    for key in ("clv.discount_rate", "clv.margin", "clv.horizon", "data.segment_cols", "features.calibration_end",
-                "purchase.draws", "purchase.chains", "purchase.target_accept", "survival.lapse_after"):
+    for key in (
+        "clv.discount_rate",
+        "clv.margin",
+        "clv.horizon",
+        "data.segment_cols",
+        "features.calibration_end",
+        "purchase.draws",
+        "purchase.chains",
+        "purchase.target_accept",
+        "survival.lapse_after",
+    ):
         assert f"config.{key}" in msg, key
     assert "renamed to clv.period" in msg
     assert len(err.value.problems) == 10

@@ -18,8 +18,9 @@ BETA = {"x1": 0.7, "x2": -0.5, "segment[b]": 0.4}
 SHAPE, SCALE = 1.5, 20.0  # Weibull baseline: H0(t) = (t / SCALE) ** SHAPE
 
 
-def simulate_ph(n: int = 2000, seed: int = 0, *, beta=BETA, strata_scale: dict | None = None,
-                nonph_x1: bool = False) -> pd.DataFrame:
+def simulate_ph(
+    n: int = 2000, seed: int = 0, *, beta=BETA, strata_scale: dict | None = None, nonph_x1: bool = False
+) -> pd.DataFrame:
     """Cox data: T = SCALE_s * (E / exp(x'beta)) ** (1 / SHAPE), E ~ Exp(1); uniform censoring.
 
     ``strata_scale`` gives each segment its own Weibull scale (a different baseline: strata).
@@ -75,7 +76,9 @@ def test_hazard_ratio_intervals_cover_truth(ph_data):
 def test_interval_coverage_over_replications():
     covered = 0
     for seed in range(20):
-        hr = CoxChurnModel(covariates=["x1", "x2"]).fit(simulate_ph(500, seed=100 + seed, beta=BETA | {"segment[b]": 0.0}))
+        hr = CoxChurnModel(covariates=["x1", "x2"]).fit(
+            simulate_ph(500, seed=100 + seed, beta=BETA | {"segment[b]": 0.0})
+        )
         t = hr.hazard_ratios().set_index("covariate").loc["x1"]
         covered += t["hr_lower"] < np.exp(0.7) < t["hr_upper"]
     assert covered >= 16  # nominal 19/20; P(<16 | 95%) ~ 0.3%
@@ -108,9 +111,11 @@ def test_held_out_concordance(ph_data):
     model = CoxChurnModel(covariates=["x1", "x2"], categorical=["segment"]).fit(train)
     c = model.concordance(test)
     assert c > 0.65  # |beta| ~ 0.5-0.7 gives about 0.68; random is 0.5
-    noise = test.assign(x1=np.random.default_rng(0).permutation(test["x1"].to_numpy()),
-                        x2=np.random.default_rng(1).permutation(test["x2"].to_numpy()),
-                        segment=np.random.default_rng(2).permutation(test["segment"].to_numpy()))
+    noise = test.assign(
+        x1=np.random.default_rng(0).permutation(test["x1"].to_numpy()),
+        x2=np.random.default_rng(1).permutation(test["x2"].to_numpy()),
+        segment=np.random.default_rng(2).permutation(test["segment"].to_numpy()),
+    )
     assert abs(model.concordance(noise) - 0.5) < 0.05
 
 
@@ -145,8 +150,10 @@ def test_lapse_probability(ph_data):
     assert (p20 > p5).all()
     hi_risk = rows.assign(x1=3.0, x2=0.0, segment="b")
     lo_risk = rows.assign(x1=-3.0, x2=1.0, segment="a")
-    assert (model.predict_lapse_probability(hi_risk, 5.0, conditional=False).to_numpy()
-            > model.predict_lapse_probability(lo_risk, 5.0, conditional=False).to_numpy()).all()
+    assert (
+        model.predict_lapse_probability(hi_risk, 5.0, conditional=False).to_numpy()
+        > model.predict_lapse_probability(lo_risk, 5.0, conditional=False).to_numpy()
+    ).all()
     # Close to the true Weibull-PH probabilities 1 - exp(-H0(h) exp(x'beta)) at a horizon inside the data
     # (sampling error of beta-hat and the Breslow baseline: measured mean |diff| 0.024 with n = 2000).
     lp = sum(b * (ph_data["segment"] == "b" if k == "segment[b]" else ph_data[k]) for k, b in BETA.items())
@@ -185,8 +192,9 @@ def test_kaplan_meier_by_segment():
     assert pooled.logrank_ is None and set(pooled.survival_["segment"]) == {"all"}
     t = 10.0
     ev = np.sort(df.loc[df["event"] == 1, "duration"].unique())
-    prod = np.prod([1 - ((df["duration"] == u) & (df["event"] == 1)).sum() / (df["duration"] >= u).sum()
-                    for u in ev[ev <= t]])
+    prod = np.prod(
+        [1 - ((df["duration"] == u) & (df["event"] == 1)).sum() / (df["duration"] >= u).sum() for u in ev[ev <= t]]
+    )
     curve = pooled.survival_
     assert curve.loc[curve["time"] <= t, "survival"].iloc[-1] == pytest.approx(prod, rel=1e-12)
 

@@ -31,8 +31,14 @@ PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "mbgnbd", "pareto_nbd")
 """The purchase models the pipeline fits and values (``model_name``; :func:`clvlab.models.purchase_model_class`)."""
 BASELINE_MODELS: tuple[str, ...] = ("nbd",)
 """Comparison-only purchase models (no dropout: no CLV)."""
-MODEL_LABELS: dict[str, str] = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "nbd": "NBD (no dropout)"}
-"""How tables, figures and messages name each purchase model."""
+MODEL_LABELS: dict[str, str] = {
+    "bgnbd": "BG/NBD",
+    "mbgnbd": "MBG/NBD",
+    "pareto_nbd": "Pareto/NBD",
+    "nbd": "NBD (no dropout)",
+    "gamma_gamma": "Gamma-Gamma",
+}
+"""How tables, figures and messages name each model (the purchase models and the spend model)."""
 BEHAVIOUR_COLUMN = "behaviour"
 """The customer-table column of the behavioural segments (:mod:`clvlab.features.clusters`)."""
 BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = ("frequency", "gap", "monetary_value", "first_amount", "early_purchases")

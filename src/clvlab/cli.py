@@ -41,10 +41,18 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=None, help="warm-up per chain (default: the sampler's: nutpie 400)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--parameterization", choices=PARAMETERIZATIONS, default="auto",
-                   help="partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)")
-    p.add_argument("--time-unit", choices=TIME_UNITS, default=None,
-                   help="unit of recency / T (default: the one `clvlab rfm` stored in a Parquet input)")
+    p.add_argument(
+        "--parameterization",
+        choices=PARAMETERIZATIONS,
+        default="auto",
+        help="partial pooling: centred / non-centred segment parameters (auto: from a pilot fit)",
+    )
+    p.add_argument(
+        "--time-unit",
+        choices=TIME_UNITS,
+        default=None,
+        help="unit of recency / T (default: the one `clvlab rfm` stored in a Parquet input)",
+    )
     p.add_argument("--out", required=True, help="run folder to write")
 
 
@@ -54,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a configured job (data -> models -> CLV -> report)")
     p.add_argument("--config", required=True)
-    p.add_argument("--quick", action="store_true", help="smoke run: few draws, the CDNOW sample (run folder NAME_quick)")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: few draws, the CDNOW sample (run folder NAME_quick)"
+    )
     p.add_argument("--force", action="store_true", help="refit every model (default: reuse matching cached fits)")
 
     p = sub.add_parser("rfm", help="transaction log -> RFM calibration/holdout table")
@@ -64,10 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation-end", required=True)
     p.add_argument("--time-unit", choices=TIME_UNITS, default="W")
     p.add_argument("--whole-periods", action="store_true")
-    p.add_argument("--cohort-freq", choices=COHORT_FREQS, default="W",
-                   help="period of the cohort label of the first purchase (as a run's features.cohort_freq)")
-    p.add_argument("--pseudonymise", action="store_true",
-                   help="replace customer ids by a salted HMAC (salt from the CLVLAB_SALT environment variable)")
+    p.add_argument(
+        "--cohort-freq",
+        choices=COHORT_FREQS,
+        default="W",
+        help="period of the cohort label of the first purchase (as a run's features.cohort_freq)",
+    )
+    p.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="replace customer ids by a salted HMAC (salt from the CLVLAB_SALT environment variable)",
+    )
     p.add_argument("--out", required=True, help="output .parquet or .csv")
 
     fit = sub.add_parser("fit", help="fit a model to an RFM table").add_subparsers(dest="model", required=True)
@@ -83,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "segment the run did not fit (e.g. a cohort acquired later) are valued by a "
                                    "population draw, and counted.")  # fmt: skip
     p.add_argument("--run", required=True, help="run folder of `clvlab run` (e.g. models/runs/cdnow)")
-    p.add_argument("transactions", nargs="?", default=None,
-                   help="transaction log (CSV/Parquet) with the run's columns and segment columns")
+    p.add_argument(
+        "transactions",
+        nargs="?",
+        default=None,
+        help="transaction log (CSV/Parquet) with the run's columns and segment columns",
+    )
     p.add_argument("--input", default=None, help="an RFM table (Parquet/CSV) in the run's time unit, instead of a log")
     p.add_argument("--as-of", default=None, help="score as of this day (default: the log's last purchase day)")
     p.add_argument("--customer-col", default=None, help="the log's customer column (default: the run's)")
@@ -138,19 +159,37 @@ def cmd_rfm(args: argparse.Namespace) -> None:
 
     _check_output(args.out)  # before the work; the input is checked by load_transactions
     segments = [c for c in args.segment_cols.split(",") if c]
-    tx, report = load_transactions(args.input, customer_col=args.customer_col, date_col=args.date_col,
-                                   amount_col=args.amount_col, segment_cols=segments, pseudonymise=args.pseudonymise)
-    rfm = calibration_holdout(tx, args.calibration_end, args.observation_end, time_unit=args.time_unit,
-                              segment_cols=segments, whole_periods=args.whole_periods, cohort_freq=args.cohort_freq)
+    tx, report = load_transactions(
+        args.input,
+        customer_col=args.customer_col,
+        date_col=args.date_col,
+        amount_col=args.amount_col,
+        segment_cols=segments,
+        pseudonymise=args.pseudonymise,
+    )
+    rfm = calibration_holdout(
+        tx,
+        args.calibration_end,
+        args.observation_end,
+        time_unit=args.time_unit,
+        segment_cols=segments,
+        whole_periods=args.whole_periods,
+        cohort_freq=args.cohort_freq,
+    )
     if len(rfm) == 0:
-        raise ClvlabInputError(f"no customer made a first purchase on or before --calibration-end "
-                               f"{args.calibration_end} (data from {report.date_min:%Y-%m-%d})", what="argument")
+        raise ClvlabInputError(
+            f"no customer made a first purchase on or before --calibration-end "
+            f"{args.calibration_end} (data from {report.date_min:%Y-%m-%d})",
+            what="argument",
+        )
     write_table(rfm, args.out)
     repeaters = int((rfm["frequency"] > 0).sum())
     print(f"customers      {len(rfm):,}  (repeaters in calibration: {repeaters:,}, {repeaters / len(rfm):.1%})")
     print(f"date range     {report.date_min:%Y-%m-%d} .. {report.date_max:%Y-%m-%d}")
-    print(f"rows           {report.n_input_rows:,} in, {report.n_output_rows:,} purchase days "
-          f"({report.n_input_rows - report.n_output_rows:,} rows aggregated)")
+    print(
+        f"rows           {report.n_input_rows:,} in, {report.n_output_rows:,} purchase days "
+        f"({report.n_input_rows - report.n_output_rows:,} rows aggregated)"
+    )
     print(f"wrote          {args.out}")
 
 
@@ -163,8 +202,16 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
         Model = purchase_model_class(args.model)
     model = Model(pooling=args.pooling, segment=args.segment, parameterization=args.parameterization)
-    model.fit(rfm, method=args.method, sampler=args.sampler, chains=args.chains, draws=args.draws,
-              tune=args.tune, seed=args.seed, time_unit=args.time_unit)
+    model.fit(
+        rfm,
+        method=args.method,
+        sampler=args.sampler,
+        chains=args.chains,
+        draws=args.draws,
+        tune=args.tune,
+        seed=args.seed,
+        time_unit=args.time_unit,
+    )
     if args.method == "nuts":
         print(model.diagnostics_)
     print(model.summary().to_string())

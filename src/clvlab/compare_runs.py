@@ -93,7 +93,9 @@ def run_candidates(run_dirs: Sequence[str | Path]) -> tuple[list[Candidate], pd.
     return candidates, rfm, RunConfig.model_validate(runs[0][1]["config"])
 
 
-def compare_runs(run_dirs: Sequence[str | Path], *, root: str | Path | None = None) -> tuple[ModelComparison, RunConfig]:
+def compare_runs(
+    run_dirs: Sequence[str | Path], *, root: str | Path | None = None
+) -> tuple[ModelComparison, RunConfig]:
     """Score every purchase-model fit of ``run_dirs`` on the runs' holdout.
 
     Parameters

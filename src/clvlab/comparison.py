@@ -281,7 +281,7 @@ def _tracking_expected(fit: Any, rfm: pd.DataFrame, edges: np.ndarray, thin: int
     if fit.covariates:
         raise ClvlabInputError("tracking needs a model without covariates (E[X(t)] of a new customer)", what="argument")
     df = fit._validate(rfm, fitting=False)
-    codes = fit._segment_codes(df, fitting=False)
+    codes = fit.segment_codes(df)
     T = df["T"].to_numpy(float)
     out = 0.0
     for s in np.unique(codes):
@@ -350,10 +350,12 @@ def _check_log_matches(transactions: pd.DataFrame, rfm: pd.DataFrame, calibratio
     before, after = int(counts[edges[1:] <= 0].sum()), int(counts[edges[1:] > 0].sum())
     want_before, want_after = int(rfm["frequency"].sum()), int(round(float(rfm["frequency_holdout"].sum())))
     if (before, after) != (want_before, want_after):
-        problems.append(f"calibration_end={pd.Timestamp(calibration_end).date()}: the log gives {before:,} repeat "
-                        f"purchase days before it and {after:,} in the holdout, the RFM table {want_before:,} "
-                        f"(frequency) and {want_after:,} (frequency_holdout): calibration_end or the log is not the "
-                        "one the RFM table was built from (one row per customer-day, as load_transactions gives)")
+        problems.append(
+            f"calibration_end={pd.Timestamp(calibration_end).date()}: the log gives {before:,} repeat "
+            f"purchase days before it and {after:,} in the holdout, the RFM table {want_before:,} "
+            f"(frequency) and {want_after:,} (frequency_holdout): calibration_end or the log is not the "
+            "one the RFM table was built from (one row per customer-day, as load_transactions gives)"
+        )
     if problems:
         raise ClvlabInputError(problems, what="model comparison")
 
@@ -410,7 +412,9 @@ def compare_models(
         problems.append(f"rfm: columns {missing} missing (a calibration/holdout table is needed)")
     if segment is not None and segment not in rfm.columns:
         problems.append(f"segment={segment!r}: not a column of rfm")
-    if isinstance(draws_per_chain, bool) or not (isinstance(draws_per_chain, int | np.integer) and draws_per_chain >= 1):
+    if isinstance(draws_per_chain, bool) or not (
+        isinstance(draws_per_chain, int | np.integer) and draws_per_chain >= 1
+    ):
         problems.append(f"draws_per_chain={draws_per_chain!r}: expected a whole number >= 1")
     if not missing:
         problems += _fitted_on_other_customers(candidates, rfm)
@@ -498,22 +502,30 @@ def _verdict(loo: pd.DataFrame, errors: pd.DataFrame, holdout: pd.DataFrame, chu
         s = f"On leave-one-out fit (PSIS-LOO) {b['label']} is best (elpd {b['elpd']:,.1f} ± {b['se']:,.1f})"
         if len(bayes) > 1:
             n2 = bayes.iloc[1]
-            s += (f"; the runner-up, {n2['label']}, is {-n2['elpd_diff']:,.1f} lower (se of the paired difference "
-                  f"{n2['se_diff']:,.1f}: {_clear(-n2['elpd_diff'], n2['se_diff'])})")
+            s += (
+                f"; the runner-up, {n2['label']}, is {-n2['elpd_diff']:,.1f} lower (se of the paired difference "
+                f"{n2['se_diff']:,.1f}: {_clear(-n2['elpd_diff'], n2['se_diff'])})"
+            )
         parts.append(s + ".")
     e = errors.iloc[0]
     s = f"On the holdout, {e['label']} has the lowest per-customer error (MAE {e['mae']:.3f} purchases, RMSE {e['rmse']:.3f})"
     if len(errors) > 1:
         e2 = errors.iloc[1]
-        s += (f"; next is {e2['label']} at {e2['mae']:.3f} (paired difference {e2['mae_diff']:.2g} ± "
-              f"{e2['mae_diff_se']:.2g}: {_clear(e2['mae_diff'], e2['mae_diff_se'])})")
+        s += (
+            f"; next is {e2['label']} at {e2['mae']:.3f} (paired difference {e2['mae_diff']:.2g} ± "
+            f"{e2['mae_diff_se']:.2g}: {_clear(e2['mae_diff'], e2['mae_diff_se'])})"
+        )
     h = holdout[(holdout["label"] == e["label"]) & (holdout["segment"] == ALL_SEGMENTS)].iloc[0]
-    s += (f". Its {prob:.0%} interval of total holdout purchases, {h['predicted_hdi_low']:,.0f}-"
-          f"{h['predicted_hdi_high']:,.0f}, {'covers' if h['covered'] else 'misses'} the actual {h['actual_total']:,.0f}.")
+    s += (
+        f". Its {prob:.0%} interval of total holdout purchases, {h['predicted_hdi_low']:,.0f}-"
+        f"{h['predicted_hdi_high']:,.0f}, {'covers' if h['covered'] else 'misses'} the actual {h['actual_total']:,.0f}."
+    )
     parts.append(s)
     pn = churn[churn["score"] == "P(no purchase in holdout)"].sort_values("auc", ascending=False)
     if len(pn):
         c = pn.iloc[0]
-        parts.append(f"As a churn score, P(no purchase in the holdout) of {c['label']} ranks churners best "
-                     f"(ROC AUC {c['auc']:.3f}, Brier {c['brier']:.3f}).")
+        parts.append(
+            f"As a churn score, P(no purchase in the holdout) of {c['label']} ranks churners best "
+            f"(ROC AUC {c['auc']:.3f}, Brier {c['brier']:.3f})."
+        )
     return " ".join(parts)

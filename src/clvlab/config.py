@@ -19,9 +19,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .choices import BEHAVIOUR_COLUMN, BEHAVIOUR_FEATURE_NAMES, BASELINE_MODELS, COHORT_FREQS, METHODS, MIN_CAC, PARAMETERIZATIONS, POOLINGS, PURCHASE_MODELS, SAMPLERS, TIME_UNITS
+from .choices import (
+    BASELINE_MODELS,
+    BEHAVIOUR_COLUMN,
+    BEHAVIOUR_FEATURE_NAMES,
+    COHORT_FREQS,
+    METHODS,
+    MIN_CAC,
+    PARAMETERIZATIONS,
+    POOLINGS,
+    PURCHASE_MODELS,
+    SAMPLERS,
+    TIME_UNITS,
+)
 from .errors import ClvlabInputError
 
 __all__ = [
@@ -119,7 +140,8 @@ class BehaviourConfig(Section):
     """Number of segments; None: chosen over ``k_range`` by silhouette and stability."""
     k_range: tuple[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=2)]] = (2, 8)
     features: list[Literal[BEHAVIOUR_FEATURE_NAMES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: list(BEHAVIOUR_FEATURE_NAMES), min_length=1)
+        default_factory=lambda: list(BEHAVIOUR_FEATURE_NAMES), min_length=1
+    )
     early_days: Positive = 90
     """Early window after the first purchase (days) of ``early_purchases``."""
     stability_replicates: Positive = 10
@@ -260,10 +282,12 @@ class CLVConfig(Section):
     """Values c of the per-customer P(CLV > c) columns."""
     hdi_prob: Probability = 0.94
     sensitivity_draws: Positive = 200
-    sensitivity_discount_rates: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False), BeforeValidator(_a_number)]] = Field(
-        default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.03])
+    sensitivity_discount_rates: list[
+        Annotated[float, Field(ge=0.0, allow_inf_nan=False), BeforeValidator(_a_number)]
+    ] = Field(default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.03])
     sensitivity_margins: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
-        default_factory=lambda: [0.2, 0.3, 0.5, 1.0])
+        default_factory=lambda: [0.2, 0.3, 0.5, 1.0]
+    )
     new_tenure: Annotated[float, Field(ge=0)] = 8.0
     """Lifecycle stage "new": tenure T below this, in ``features.time_unit``."""
     active_p_alive: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
@@ -427,9 +451,12 @@ class RunConfig(Section):
         return self.data.segment_cols[0] if self.data.segment_cols else self.features.segment
 
 
-RENAMED = {("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)",
-           ("bgnbd",): "purchase (with purchase.model: bgnbd, mbgnbd or pareto_nbd)",
-           ("clv", "cac"): "acquisition.cac", ("clv", "cac_segment"): "acquisition.segment"}
+RENAMED = {
+    ("clv", "time_unit"): "clv.period (the unit of one CLV period; the data's unit is features.time_unit)",
+    ("bgnbd",): "purchase (with purchase.model: bgnbd, mbgnbd or pareto_nbd)",
+    ("clv", "cac"): "acquisition.cac",
+    ("clv", "cac_segment"): "acquisition.segment",
+}
 """Keys of older configs, and what they are called now (named in the error)."""
 
 
@@ -443,7 +470,11 @@ def _problems(exc: ValidationError) -> list[str]:
             msg = f"unknown key: renamed to {new}" if new else "unknown key"
         elif err["type"] == "missing":
             msg = "missing required key"
-        got = "" if err["type"] == "missing" or isinstance(err["input"], dict) or "got" in msg else f" (got {err['input']!r})"
+        got = (
+            ""
+            if err["type"] == "missing" or isinstance(err["input"], dict) or "got" in msg
+            else f" (got {err['input']!r})"
+        )
         out.append(f"{where}: {msg}{got}")
     return out
 

@@ -45,7 +45,9 @@ def holdout_churn_labels(
     if not problems and hold <= cal:
         problems.append(f"holdout_end={hold.date()} must be after calibration_end={cal.date()}")
     if not problems and transactions["date"].min() > cal:
-        problems.append(f"calibration_end={cal.date()} is before all data (first date {transactions['date'].min().date()})")
+        problems.append(
+            f"calibration_end={cal.date()} is before all data (first date {transactions['date'].min().date()})"
+        )
     if problems:
         raise ClvlabInputError(problems, what="churn label input")
     ids = transactions["customer_id"].astype(str)
@@ -126,11 +128,15 @@ def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segment: pd.Ser
     """Join labels, scores and segments on customer_id; every problem reported at once."""
     problems: list[str] = []
     if not isinstance(labels, pd.Series):
-        raise ClvlabInputError(["labels: expected a pandas Series indexed by customer_id"], what="churn comparison input")
+        raise ClvlabInputError(
+            ["labels: expected a pandas Series indexed by customer_id"], what="churn comparison input"
+        )
     if not isinstance(scores, Mapping) or not scores:
         raise ClvlabInputError(["scores: expected a non-empty dict {name: Series}"], what="churn comparison input")
     if labels.index.has_duplicates:
-        problems.append(f"labels: duplicated customer_id(s), e.g. {labels.index[labels.index.duplicated()][:3].tolist()}")
+        problems.append(
+            f"labels: duplicated customer_id(s), e.g. {labels.index[labels.index.duplicated()][:3].tolist()}"
+        )
     idx = labels.index.astype(str)
     df = pd.DataFrame({"label": labels.to_numpy()}, index=pd.Index(idx, name="customer_id"))
     for name, s in scores.items():
@@ -140,7 +146,9 @@ def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segment: pd.Ser
         s = s.copy()
         s.index = s.index.astype(str)
         if s.index.has_duplicates:
-            problems.append(f"score {name!r}: duplicated customer_id(s), e.g. {s.index[s.index.duplicated()][:3].tolist()}")
+            problems.append(
+                f"score {name!r}: duplicated customer_id(s), e.g. {s.index[s.index.duplicated()][:3].tolist()}"
+            )
             continue
         missing = df.index.difference(s.index)
         if len(missing):
@@ -150,9 +158,13 @@ def _aligned(labels: pd.Series, scores: Mapping[str, pd.Series], segment: pd.Ser
         col = s.reindex(df.index)
         nan = col.isna() & df.index.isin(s.index)
         if nan.any():
-            problems.append(f"score {name!r}: {int(nan.sum())} NaN value(s), e.g. customer_id {df.index[nan][:3].tolist()}")
+            problems.append(
+                f"score {name!r}: {int(nan.sum())} NaN value(s), e.g. customer_id {df.index[nan][:3].tolist()}"
+            )
         elif ((col < 0) | (col > 1)).any():
-            problems.append(f"score {name!r}: expected probabilities in [0, 1], got range [{col.min():.3g}, {col.max():.3g}]")
+            problems.append(
+                f"score {name!r}: expected probabilities in [0, 1], got range [{col.min():.3g}, {col.max():.3g}]"
+            )
         df[f"score::{name}"] = col.to_numpy(dtype=float)
     if segment is not None:
         seg = segment.copy()
@@ -223,7 +235,9 @@ def calibration_curve(
     if isinstance(scores, pd.Series):
         scores = {scores.name or "score": scores}
     if strategy not in ("quantile", "uniform") or int(n_bins) < 1:
-        raise ClvlabInputError([f"strategy={strategy!r}, n_bins={n_bins!r}: expected 'quantile'/'uniform' and >= 1"], what="argument")
+        raise ClvlabInputError(
+            [f"strategy={strategy!r}, n_bins={n_bins!r}: expected 'quantile'/'uniform' and >= 1"], what="argument"
+        )
     df = _aligned(labels, scores, None)
     rows = []
     for name in scores:
@@ -260,7 +274,6 @@ def roc_table(labels: pd.Series, scores: Mapping[str, pd.Series]) -> pd.DataFram
     return pd.concat(parts, ignore_index=True)[["score", "threshold", "fpr", "tpr"]]
 
 
-
 # =========================================================================== holdout checks
 
 
@@ -281,13 +294,17 @@ def holdout_check(
     pred = expected.reindex(rfm["customer_id"].to_numpy())
     if pred.isna().any():
         ids = list(rfm["customer_id"][pred.isna().to_numpy()].head(3))
-        raise ClvlabInputError([f"expected: no prediction for {int(pred.isna().sum())} customer(s), e.g. {ids}"],
-                               what="holdout predictions")
-    df = pd.DataFrame({
-        "actual": rfm["frequency_holdout"].to_numpy(float),
-        "predicted": pred.to_numpy(float),
-        "frequency": np.minimum(rfm["frequency"].to_numpy(), max_frequency).astype(int).astype(str),
-    })
+        raise ClvlabInputError(
+            [f"expected: no prediction for {int(pred.isna().sum())} customer(s), e.g. {ids}"],
+            what="holdout predictions",
+        )
+    df = pd.DataFrame(
+        {
+            "actual": rfm["frequency_holdout"].to_numpy(float),
+            "predicted": pred.to_numpy(float),
+            "frequency": np.minimum(rfm["frequency"].to_numpy(), max_frequency).astype(int).astype(str),
+        }
+    )
     df.loc[df["frequency"] == str(max_frequency), "frequency"] = f"{max_frequency}+"
     df["all"] = ALL_SEGMENTS
     groupings = ["all", "frequency"]
@@ -297,19 +314,21 @@ def holdout_check(
     parts = []
     for by in groupings:
         g = df.groupby(by, sort=True)
-        part = pd.DataFrame({
-            "customers": g.size(),
-            "actual_mean": g["actual"].mean(),
-            "predicted_mean": g["predicted"].mean(),
-            "actual_total": g["actual"].sum(),
-            "predicted_total": g["predicted"].sum(),
-        })
+        part = pd.DataFrame(
+            {
+                "customers": g.size(),
+                "actual_mean": g["actual"].mean(),
+                "predicted_mean": g["predicted"].mean(),
+                "actual_total": g["actual"].sum(),
+                "predicted_total": g["predicted"].sum(),
+            }
+        )
         part.index = part.index.astype(str)
         if by == "frequency":  # numeric order: 0, 1, ..., 7+
             part = part.loc[sorted(part.index, key=lambda k: int(k.rstrip("+")))]
         parts.append(part.rename_axis("group").reset_index().assign(by=by))
     out = pd.concat(parts, ignore_index=True)
     out["error_total"] = out["predicted_total"] / out["actual_total"].where(out["actual_total"] > 0) - 1.0
-    return out[["by", "group", "customers", "actual_mean", "predicted_mean", "actual_total", "predicted_total",
-                "error_total"]]
-
+    return out[
+        ["by", "group", "customers", "actual_mean", "predicted_mean", "actual_total", "predicted_total", "error_total"]
+    ]

@@ -52,7 +52,7 @@ def _writer_alive(tag: str) -> bool:
 def _remove_stale(parent: Path, prefix: str, suffix: str = "") -> None:
     """Remove what killed writers left (``prefix<tag>suffix``), sparing a live writer's temporaries."""
     for stale in parent.glob(f"{prefix}*{suffix}"):
-        tag = stale.name[len(prefix):len(stale.name) - len(suffix)]
+        tag = stale.name[len(prefix) : len(stale.name) - len(suffix)]
         if _writer_alive(tag):
             continue
         if stale.is_dir():

@@ -71,8 +71,9 @@ def execute(source: Path, output: Path, *, quick: bool, cwd: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clvlab.notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m clvlab.notebooks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("names", nargs="*", help="notebook sources (default with --all: every notebooks/NN_*.py)")
     parser.add_argument("--all", action="store_true")
     parser.add_argument("--quick", action="store_true", help="quick mode; executed copies go to a temp folder")

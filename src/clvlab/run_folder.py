@@ -74,8 +74,11 @@ def writer_lock(*folders: str | os.PathLike) -> Iterator[None]:
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
                 os.close(fd)
-                raise ClvlabInputError(f"{folder} is being written by another clvlab run ({holder}); wait for it "
-                                       "to finish, or give this config another `name`", what="run folder") from None
+                raise ClvlabInputError(
+                    f"{folder} is being written by another clvlab run ({holder}); wait for it "
+                    "to finish, or give this config another `name`",
+                    what="run folder",
+                ) from None
             held.append(fd)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)

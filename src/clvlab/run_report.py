@@ -14,18 +14,31 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, unit_name
-from .models.base import BFMI_MIN, ESS_MIN, RHAT_MAX
+from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, MODEL_LABELS, unit_name
+from .comparison import headline_labels
 from .report import Badge, Headline, Report, describe_table, format_compact, format_number
-from .comparison import MODEL_LABELS, headline_labels
 from .study import Study, StudyResults
 from .versions import package_versions
 
-__all__ = ["SECTIONS", "build_report", "clv_table", "diagnostics_badge", "headline_cards", "headline_numbers",
-           "parameter_table"]
+__all__ = [
+    "SECTIONS",
+    "build_report",
+    "clv_table",
+    "diagnostics_badge",
+    "headline_cards",
+    "headline_numbers",
+    "parameter_table",
+]
 
-SECTIONS = ("Data", "Customers", "Purchase model", "Spend model (Gamma-Gamma)", "Posterior CLV", "Churn",
-            "Model comparison")
+SECTIONS = (
+    "Data",
+    "Customers",
+    "Purchase model",
+    "Spend model (Gamma-Gamma)",
+    "Posterior CLV",
+    "Churn",
+    "Model comparison",
+)
 RHAT_FAIL = 1.05
 """R-hat above this fails the badge (above RHAT_MAX it warns)."""
 DIVERGENCE_FAIL_SHARE = 0.01
@@ -57,25 +70,13 @@ def diagnostics_badge(name: str, model: Any) -> Badge:
         :data:`DIVERGENCE_FAIL_SHARE` of the draws; ``warn`` when R-hat > RHAT_MAX, an ESS < ESS_MIN,
         any divergence or a BFMI < BFMI_MIN; else ``pass``.
     """
-    conv, table = model.convergence_, model.diagnostics_
+    conv = model.convergence_
     if not conv:
         return Badge(name, "pass", "MAP fit: no sampler diagnostics")
-    worst = {}
-    if table is not None and len(table):
-        for col, pick in (("r_hat", "idxmax"), ("ess_bulk", "idxmin"), ("ess_tail", "idxmin")):
-            row = table.loc[getattr(table[col], pick)()]
-            worst[col] = f"{row['parameter']}[{row['element']}]" if str(row["element"]) else str(row["parameter"])
-    n_draws = conv["chains"] * conv["draws"]
-    rhat, ess_b, ess_t, div = conv["max_r_hat"], conv["min_ess_bulk"], conv["min_ess_tail"], conv["divergences"]
-    bfmi = min(conv["bfmi"]) if conv["bfmi"] else float("nan")
-    status = "pass"
-    if rhat > RHAT_MAX or ess_b < ESS_MIN or ess_t < ESS_MIN or div > 0 or bfmi < BFMI_MIN:
-        status = "warn"
-    if rhat > RHAT_FAIL or div > DIVERGENCE_FAIL_SHARE * n_draws:
+    status = "warn" if conv.problems() else "pass"
+    if conv.max_r_hat > RHAT_FAIL or conv.divergences > DIVERGENCE_FAIL_SHARE * conv.n_draws:
         status = "fail"
-    detail = (f"max R-hat {rhat:.3f} ({worst.get('r_hat', '?')}), min bulk ESS {ess_b:,.0f} "
-              f"({worst.get('ess_bulk', '?')}), min tail ESS {ess_t:,.0f} ({worst.get('ess_tail', '?')}), "
-              f"{div:,} divergences, min BFMI {bfmi:.2f}; {conv['chains']} x {conv['draws']:,} draws")  # fmt: skip
+    detail = conv.describe()
     return Badge(name, status, detail)
 
 
@@ -88,7 +89,9 @@ def comparison_badge(fits: dict[str, Any], exclude: Any = None) -> Badge:
         return Badge("Comparison samplers", "pass", "point fits only: no sampler diagnostics")
     label, worst = max(badges, key=lambda lb: rank[lb[1].status])
     n_bad = sum(b.status != "pass" for _, b in badges)
-    head = f"{len(badges)} sampled fits, all pass" if not n_bad else f"{n_bad} of {len(badges)} not passing; worst {label}"
+    head = (
+        f"{len(badges)} sampled fits, all pass" if not n_bad else f"{n_bad} of {len(badges)} not passing; worst {label}"
+    )
     return Badge("Comparison samplers", worst.status, f"{head}: {worst.detail}" if n_bad else head)
 
 
@@ -278,13 +281,21 @@ def _behaviour_section(rep: Report, results: StudyResults, period_name: str) -> 
                       + ("The models pool across these segments." if pooled else
                          f"The models pool by {cfg.features.segment}; CLV is summed by segment from the "
                          "per-customer posterior."))  # fmt: skip
-    rep.add_figure(sec, psg.plot_k_selection(seg.selection_, min_stability=b.min_stability), "behaviour_k_selection",
-                   caption="Silhouette and stability of each k tried")
+    rep.add_figure(
+        sec,
+        psg.plot_k_selection(seg.selection_, min_stability=b.min_stability),
+        "behaviour_k_selection",
+        caption="Silhouette and stability of each k tried",
+    )
     profile = c.behaviour_profile
     rep.add_table(sec, behaviour_table(profile, unit), caption="Segment profiles (calibration-period means)")
     sizes = profile.set_index(BEHAVIOUR_COLUMN)["customers"]
-    rep.add_figure(sec, psg.plot_segment_centres(seg.centres_, seg.feature_means_, sizes), "behaviour_centres",
-                   caption="What sets each segment apart")
+    rep.add_figure(
+        sec,
+        psg.plot_segment_centres(seg.centres_, seg.feature_means_, sizes),
+        "behaviour_centres",
+        caption="What sets each segment apart",
+    )
     rep.add_table(sec, behaviour_value_table(profile, cfg.clv.hdi_prob),
                   caption=f"What each segment is worth: revenue shares and CLV over the next {cfg.clv.horizon} "
                           f"{period_name}")  # fmt: skip
@@ -305,8 +316,11 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
                       f"population parameters), at margin {c_cfg.margin:.0%}, against the {ch}'s CAC. "
                       f"{best[ch]} has the best return: {best['ratio_mean']:.2f}x its CAC "
                       f"(P(best) {best['p_rank_1']:.2f}).")  # fmt: skip
-    rep.add_table(sec, acquisition_table(c.cac, ch, c_cfg.hdi_prob, period_name),
-                  caption=f"A new customer's value against its acquisition cost, by {ch}")
+    rep.add_table(
+        sec,
+        acquisition_table(c.cac, ch, c_cfg.hdi_prob, period_name),
+        caption=f"A new customer's value against its acquisition cost, by {ch}",
+    )
     feat = results.features
     if feat.kpis is not None:
         from .features.kpis import value_concentration
@@ -318,8 +332,12 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
         rep.add_table(sec, k, caption=f"Channel KPIs in the calibration period (to {cfg.features.calibration_end}): "
                                       "retention_<d>d = share of the customers acquired at least d days before its "
                                       "end who bought again within d days")  # fmt: skip
-        rep.add_figure(sec, pk.plot_retention_matrix(feat.retention), "retention_matrix",
-                       caption="Monthly acquisition cohorts: share buying again in each month")
+        rep.add_figure(
+            sec,
+            pk.plot_retention_matrix(feat.retention),
+            "retention_matrix",
+            caption="Monthly acquisition cohorts: share buying again in each month",
+        )
         rep.add_table(sec, feat.migration, index=True,
                       caption="Customers by recency stage at two snapshots (new: first purchase within 60 days; "
                               "active: a purchase within 90 days; at risk: within 180; else lapsed)")  # fmt: skip
@@ -330,8 +348,12 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
                        "value_concentration", caption="Value concentration across customers")  # fmt: skip
     rep.add_figure(sec, pc.plot_cac_ratio(c.cac, segment=ch, what="new-customer value / CAC", prob=c_cfg.hdi_prob),
                    "clv_cac")  # fmt: skip
-    rep.add_figure(sec, pa.plot_payback(c.new_customer, acq.cac), "payback",
-                   caption="Payback: when the cumulative discounted margin of a new customer reaches its CAC")
+    rep.add_figure(
+        sec,
+        pa.plot_payback(c.new_customer, acq.cac),
+        "payback",
+        caption="Payback: when the cumulative discounted margin of a new customer reaches its CAC",
+    )
     if c.budget is not None:
         s = c.budget.summary.set_index("strategy")
         opt, alt = s.iloc[0], s.iloc[1]
@@ -343,8 +365,12 @@ def _channel_mix_section(rep: Report, results: StudyResults, period_name: str) -
                           f"{_money(alt['net_value_q05'])}, P(loss) {alt['p_loss']:.2f})."
                           + (" CAC rises with volume where a saturation is configured "
                              "(n = N (1 - exp(-S / (CAC N))))." if acq.saturation else ""))  # fmt: skip
-        rep.add_figure(sec, pa.plot_budget(c.budget), "budget", caption="The budget decision under posterior uncertainty")
-        rep.add_table(sec, c.budget.summary, caption="Strategies compared: the optimum and all-in on the best point estimate")
+        rep.add_figure(
+            sec, pa.plot_budget(c.budget), "budget", caption="The budget decision under posterior uncertainty"
+        )
+        rep.add_table(
+            sec, c.budget.summary, caption="Strategies compared: the optimum and all-in on the best point estimate"
+        )
     residual = c.residual_cac.assign(**{ch: c.residual_cac[ch].astype(str)})
     rep.add_table(sec, residual[[ch, "cac", "clv_mean", "ratio_mean", "ratio_hdi_low", "ratio_hdi_high"]],
                   caption=f"Residual value of the customers already acquired (their next {c_cfg.horizon} {period_name}, "
@@ -376,63 +402,112 @@ def build_report(study: Study, results: StudyResults) -> Path:
             rep.section(BEHAVIOUR_SECTION)
 
     sec = "Data"
-    rep.add_text(sec, f"{len(d.transactions):,} purchase days of {d.transactions['customer_id'].nunique():,} customers "
-                      f"after validation (several transactions of a customer on one day count as one purchase).")
+    rep.add_text(
+        sec,
+        f"{len(d.transactions):,} purchase days of {d.transactions['customer_id'].nunique():,} customers "
+        f"after validation (several transactions of a customer on one day count as one purchase).",
+    )
     rep.add_table(sec, d.validation.to_frame(readable=True), caption="Validation report")
 
     sec = "Customers"
     rep.add_table(sec, describe_table(feat.rfm), caption=f"RFM summary of the calibration period (times in {unit})")
     rep.add_figure(sec, pr.plot_rfm_segments(feat.rfm), "rfm_segments", caption="RFM-score segments")
     rep.add_figure(sec, pr.plot_cohort_sizes(feat.cohort_sizes), "cohort_sizes", caption="Acquisition cohorts")
-    rep.add_figure(sec, pr.plot_interpurchase_times(feat.interpurchase), "interpurchase_times",
-                   caption="Days between consecutive purchases")
+    rep.add_figure(
+        sec,
+        pr.plot_interpurchase_times(feat.interpurchase),
+        "interpurchase_times",
+        caption="Days between consecutive purchases",
+    )
 
     sec = "Purchase model"
     model = p.model
-    rep.add_text(sec, f"{MODEL_LABELS[m.model]}, pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
-                      f"{len(feat.rfm):,} customers" + ("; fit reused from the cache." if p.cached else "."))
+    rep.add_text(
+        sec,
+        f"{MODEL_LABELS[m.model]}, pooling {m.pooling} by {f.segment}; {model.n_patterns_:,} likelihood patterns for "
+        f"{len(feat.rfm):,} customers" + ("; fit reused from the cache." if p.cached else "."),
+    )
     summary = p.summary
-    rep.add_table(sec, parameter_table(summary, True), caption=f"Segment parameters: posterior mean ({round(100 * c_cfg.hdi_prob)}% HDI)", index=True)
+    rep.add_table(
+        sec,
+        parameter_table(summary, True),
+        caption=f"Segment parameters: posterior mean ({round(100 * c_cfg.hdi_prob)}% HDI)",
+        index=True,
+    )
     rep.add_table(sec, parameter_table(summary, False), caption="Population-level parameters")
     heat_t = m.heatmap_horizon or p.holdout_duration
     thin = max(1, m.draws // m.heatmap_draws) if m.method == "nuts" else 1
     for quantity in ("p_alive", "expected_purchases"):
-        rep.add_figure(sec, pb.plot_frequency_recency(model, quantity, t=heat_t, thin=thin), f"bgnbd_{quantity}_heatmap")
+        rep.add_figure(
+            sec, pb.plot_frequency_recency(model, quantity, t=heat_t, thin=thin), f"bgnbd_{quantity}_heatmap"
+        )
     if p.pooling_fits:
         sizes = feat.rfm[f.segment].value_counts().to_dict()
-        rep.add_figure(sec, pb.plot_segment_forest(p.pooling_fits, segment_sizes=sizes), "bgnbd_pooling_forest",
-                       caption="Segment parameters: pooled vs unpooled vs partial pooling (shrinkage)")
-    rep.add_table(sec, p.holdout_check, caption=f"Holdout ({p.holdout_duration:g} {unit}): predicted vs actual repeat purchases")
-    rep.add_figure(sec, pb.plot_repeat_purchase_ppc(feat.rfm["frequency_holdout"], p.holdout_draws,
-                   title="Posterior predictive check: holdout repeat purchases",
-                   period=f"in the {p.holdout_duration:g}-{unit[:-1]} holdout"), "bgnbd_holdout_ppc")
+        rep.add_figure(
+            sec,
+            pb.plot_segment_forest(p.pooling_fits, segment_sizes=sizes),
+            "bgnbd_pooling_forest",
+            caption="Segment parameters: pooled vs unpooled vs partial pooling (shrinkage)",
+        )
+    rep.add_table(
+        sec, p.holdout_check, caption=f"Holdout ({p.holdout_duration:g} {unit}): predicted vs actual repeat purchases"
+    )
+    rep.add_figure(
+        sec,
+        pb.plot_repeat_purchase_ppc(
+            feat.rfm["frequency_holdout"],
+            p.holdout_draws,
+            title="Posterior predictive check: holdout repeat purchases",
+            period=f"in the {p.holdout_duration:g}-{unit[:-1]} holdout",
+        ),
+        "bgnbd_holdout_ppc",
+    )
 
     sec = "Spend model (Gamma-Gamma)"
     if len(s.excluded):
-        rep.add_note(sec, f"{len(s.excluded):,} repeat customer(s) with zero mean repeat spend were left out of the "
-                          f"spend-model fit (e.g. {list(s.excluded['customer_id'].head(3))}); their CLV is still computed.")
-    rep.add_table(sec, independence_table(s.independence, f.segment or "segment"),
-                  caption="Independence assumption: correlation of frequency and mean repeat spend (near 0 is what "
-                          "Gamma-Gamma assumes)")
+        rep.add_note(
+            sec,
+            f"{len(s.excluded):,} repeat customer(s) with zero mean repeat spend were left out of the "
+            f"spend-model fit (e.g. {list(s.excluded['customer_id'].head(3))}); their CLV is still computed.",
+        )
+    rep.add_table(
+        sec,
+        independence_table(s.independence, f.segment or "segment"),
+        caption="Independence assumption: correlation of frequency and mean repeat spend (near 0 is what "
+        "Gamma-Gamma assumes)",
+    )
     gsum = s.summary
     rep.add_table(sec, parameter_table(gsum, True), caption="Segment parameters: posterior mean (HDI)", index=True)
     rep.add_table(sec, parameter_table(gsum, False), caption="Population-level parameters")
     rep.add_figure(sec, pc.plot_spend_ppc(s.fit_data["monetary_value"].to_numpy(), s.spend_replicates), "gg_spend_ppc")
 
     sec = "Posterior CLV"
-    rep.add_text(sec, f"CLV over the next {c_cfg.horizon} {unit_name(c_cfg.period, plural=True)}, margin {c_cfg.margin:.0%}, "
-                      f"discount {c_cfg.discount_rate:.1%} a period, {c.posterior.settings.n_draws:,} posterior draws.")
+    rep.add_text(
+        sec,
+        f"CLV over the next {c_cfg.horizon} {unit_name(c_cfg.period, plural=True)}, margin {c_cfg.margin:.0%}, "
+        f"discount {c_cfg.discount_rate:.1%} a period, {c.posterior.settings.n_draws:,} posterior draws.",
+    )
     for col, table in c.by_segment.items():
         rep.add_table(sec, clv_table(table, col, c_cfg.hdi_prob),
                       caption=f"CLV {'of all customers' if col == ALL_SEGMENTS else 'by ' + col}: posterior mean of "
                               "the total and of the mean per customer")  # fmt: skip
         if col != ALL_SEGMENTS:
             rep.add_figure(sec, pc.plot_clv_distribution(c.posterior, segment=col), f"clv_by_{col}")
-    rep.add_table(sec, c.stage_tier, caption="Lifecycle stage x value tier (customers; the CRM export has one row each)", index=True)
+    rep.add_table(
+        sec,
+        c.stage_tier,
+        caption="Lifecycle stage x value tier (customers; the CRM export has one row each)",
+        index=True,
+    )
     period_name = unit_name(c_cfg.period, plural=True)
-    rep.add_figure(sec, pc.plot_sensitivity(c.sensitivity, horizon=f"{c_cfg.horizon} {period_name}",
-                                            period=period_name[:-1], prob=c_cfg.hdi_prob), "clv_sensitivity",
-                   caption="CLV under discount-rate and margin assumptions")
+    rep.add_figure(
+        sec,
+        pc.plot_sensitivity(
+            c.sensitivity, horizon=f"{c_cfg.horizon} {period_name}", period=period_name[:-1], prob=c_cfg.hdi_prob
+        ),
+        "clv_sensitivity",
+        caption="CLV under discount-rate and margin assumptions",
+    )
     if feat.behaviour is not None:
         _behaviour_section(rep, results, period_name)
     if c.cac is not None:
@@ -440,13 +515,24 @@ def build_report(study: Study, results: StudyResults) -> Path:
 
     sec = "Churn"
     rep.add_text(sec, ch.lapse_explanation)
-    rep.add_figure(sec, ps.plot_km_by_segment(ch.km, time_unit=f.time_unit), "km_by_segment",
-                   caption=f"Time to lapse (no purchase within {ch.lapse_after:g} {unit}) by {f.segment}")
-    rep.add_figure(sec, ps.plot_hazard_ratios(ch.hazard_ratios), "cox_hazard_ratios",
-                   caption=f"Cox model (strata = {f.segment}); held-out concordance {ch.concordance:.3f}")
+    rep.add_figure(
+        sec,
+        ps.plot_km_by_segment(ch.km, time_unit=f.time_unit),
+        "km_by_segment",
+        caption=f"Time to lapse (no purchase within {ch.lapse_after:g} {unit}) by {f.segment}",
+    )
+    rep.add_figure(
+        sec,
+        ps.plot_hazard_ratios(ch.hazard_ratios),
+        "cox_hazard_ratios",
+        caption=f"Cox model (strata = {f.segment}); held-out concordance {ch.concordance:.3f}",
+    )
     rep.add_table(sec, ch.ph_check, caption="Proportional-hazards check (Schoenfeld residuals)")
-    rep.add_table(sec, ch.comparison[ch.comparison["segment"] == ALL_SEGMENTS],
-                  caption="Holdout churn (no purchase in the holdout window): AUC and Brier score")
+    rep.add_table(
+        sec,
+        ch.comparison[ch.comparison["segment"] == ALL_SEGMENTS],
+        caption="Holdout churn (no purchase in the holdout window): AUC and Brier score",
+    )
     rep.add_figure(sec, ps.plot_roc_curves(ch.roc, ch.comparison), "churn_roc")
     rep.add_figure(sec, ps.plot_calibration_curves(ch.calibration, ch.comparison), "churn_calibration")
 
@@ -497,7 +583,9 @@ def _comparison_section(rep: Report, results: StudyResults) -> None:
                       "(the classic maximum-likelihood estimate): their intervals carry process noise only. "
                       "The NBD row has no dropout at all: the floor every model must beat.")  # fmt: skip
     tables = comparison_tables(cmp)
-    rep.add_table(sec, tables["loo"], caption="Leave-one-out fit of the calibration data (PSIS-LOO; higher elpd is better)")
+    rep.add_table(
+        sec, tables["loo"], caption="Leave-one-out fit of the calibration data (PSIS-LOO; higher elpd is better)"
+    )
     rep.add_figure(sec, pk.plot_loo(cmp.loo), "compare_loo")
     rep.add_table(sec, tables["errors"], caption="Holdout: per-customer error of the expected repeat purchases and the "
                                                  "posterior predictive total")  # fmt: skip

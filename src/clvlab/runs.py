@@ -166,8 +166,11 @@ def write_artifacts(study: Study, results: StudyResults) -> None:
                       stage_migration=f.migration.reset_index())  # fmt: skip
     if f.behaviour is not None:  # the k choice, the centres and the profile with CLV
         seg = f.behaviour.segments
-        tables.update(behaviour_selection=seg.selection_, behaviour_centres=seg.centres_.reset_index(),
-                      behaviour_profile=c.behaviour_profile)
+        tables.update(
+            behaviour_selection=seg.selection_,
+            behaviour_centres=seg.centres_.reset_index(),
+            behaviour_profile=c.behaviour_profile,
+        )
     if c.cac is not None:
         tables["clv_cac"] = c.cac  # a new customer's value against CAC
         tables["new_customer_value"] = c.new_customer.summary()
@@ -195,8 +198,8 @@ def _write_metadata(study: Study, results: StudyResults, key: str | None = None)
         run_key=key, config=results.config.to_dict(), quick=results.config.quick,
         data=dict(source=results.config.data.source, hash=d.hash, rows=len(d.transactions),
                   customers=int(d.transactions["customer_id"].nunique()), rfm_hash=results.features.hash),
-        purchase=dict(model=p.model.model_name, fit=p.model.fit_info_, convergence=p.model.convergence_, cached=p.cached),
-        gamma_gamma=dict(fit=s.model.fit_info_, convergence=s.model.convergence_, cached=s.cached),
+        purchase=dict(model=p.model.model_name, **p.model.fit_record(), cached=p.cached),
+        gamma_gamma=dict(**s.model.fit_record(), cached=s.cached),
         survival=dict(lapse_after=ch.lapse_after, heldout_concordance=ch.concordance),
         cached_fits=study.cached_fits, versions=package_versions(), timings=results.timings,
         finished_at=pd.Timestamp.now(tz="UTC").isoformat(), config_file=_config_file(study),
@@ -204,4 +207,3 @@ def _write_metadata(study: Study, results: StudyResults, key: str | None = None)
         manifest=dict(run=manifest(study.out_dir, exclude=(RECORD,)), report=manifest(study.out_report_dir)),
     )  # fmt: skip
     write_json(study.out_dir / RECORD, meta)
-

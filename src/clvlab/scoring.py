@@ -79,8 +79,10 @@ class Scores:
         later = int(self.excluded.get("transactions_after_observation_end", 0))
         if later:
             first = int(self.excluded.get("customers_after_observation_end", 0))
-            lines.append(f"left out {later:,} purchase day(s) after {self.as_of:%Y-%m-%d} (--as-of)"
-                         + (f", and with them {first:,} customer(s) first seen later" if first else ""))
+            lines.append(
+                f"left out {later:,} purchase day(s) after {self.as_of:%Y-%m-%d} (--as-of)"
+                + (f", and with them {first:,} customer(s) first seen later" if first else "")
+            )
         labels = sorted({g for v in self.new_segments.values() for g in v})
         if labels:
             shown = ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
@@ -159,8 +161,9 @@ def score_transactions(run_dir: str | os.PathLike, transactions: str | os.PathLi
                                f"({report.date_min:%Y-%m-%d}): no customer to score", what="argument")  # fmt: skip
     rfm = rfm_summary(tx, day, time_unit=f.time_unit, segment_cols=d.segment_cols, whole_periods=f.whole_periods,
                       cohort_freq=f.cohort_freq)  # fmt: skip
-    return replace(_score(run_dir, cfg, rfm, prob=prob, flag_t=False), as_of=day,
-                   excluded=dict(rfm.attrs.get("excluded", {})))
+    return replace(
+        _score(run_dir, cfg, rfm, prob=prob, flag_t=False), as_of=day, excluded=dict(rfm.attrs.get("excluded", {}))
+    )
 
 
 def _as_of(value: Any) -> pd.Timestamp:

@@ -42,11 +42,19 @@ from typing import Any
 
 import pandas as pd
 
-from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, POOLINGS
-from .comparison import MODEL_LABELS
+from .choices import ALL_SEGMENTS, BEHAVIOUR_COLUMN, MODEL_LABELS, POOLINGS
 from .config import ModelConfig, RunConfig, load_config
-from .results import (BehaviourResult, ChurnResult, CLVResult, CompareResult, DataResult, FeaturesResult,
-                      PurchaseResult, SpendResult, StudyResults)
+from .results import (
+    BehaviourResult,
+    ChurnResult,
+    CLVResult,
+    CompareResult,
+    DataResult,
+    FeaturesResult,
+    PurchaseResult,
+    SpendResult,
+    StudyResults,
+)
 from .run_folder import Staging, link_tree
 from .units import unit_days
 from .versions import data_hash, package_versions
@@ -276,7 +284,9 @@ class Study:
             from .features.spark import spark_session
 
             sc = self.config.features.spark
-            session = spark_session(sc.master if sc else None, sc.conf if sc else None, app_name=f"clvlab {self.config.name}")
+            session = spark_session(
+                sc.master if sc else None, sc.conf if sc else None, app_name=f"clvlab {self.config.name}"
+            )
             self.log(f"features: Spark {session.version} at {session.sparkContext.master}")
             self._done["feature_source"] = open_source(tx, "spark")  # on the session just made (the active one)
         return self._done["feature_source"]
@@ -311,7 +321,9 @@ class Study:
 
             kpis = channel_kpis(tx, f.calibration_end, segment=self.config.cac_segment)
             retention = retention_matrix(tx, f.calibration_end, cohort_freq="M", period="M")
-            migration = stage_migration(tx, pd.Timestamp(f.calibration_end) - pd.DateOffset(months=3), f.calibration_end)
+            migration = stage_migration(
+                tx, pd.Timestamp(f.calibration_end) - pd.DateOffset(months=3), f.calibration_end
+            )
         result = FeaturesResult(rfm=rfm, cohort_sizes=sizes, rfm_segments=counts, hash=data_hash(rfm),
                                 interpurchase=interpurchase_times(tx, observation_end=f.calibration_end),
                                 kpis=kpis, retention=retention, migration=migration, behaviour=behaviour)  # fmt: skip
@@ -381,8 +393,8 @@ class Study:
         model, cached = self._fit(folder, lambda: cls(**settings), self.features().rfm, section, seed, settings)
         conv = model.convergence_
         self.log(f"{folder} ({settings['pooling']}, by {f.segment}): "
-                 + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
-                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+                 + ("cached" if cached else f"{model.fit_info_.fit_s:.1f} s")
+                 + ("; " + conv.describe() if conv else ""))  # fmt: skip
         return model, cached
 
     # ---- 4. spend model ----------------------------------------------------------------------
@@ -398,15 +410,17 @@ class Study:
         repeaters = rfm[rfm["frequency"] > 0]
         zero = repeaters["monetary_value"] <= 0  # the Gamma likelihood needs spend > 0
         if zero.any():
-            self.log(f"gamma-gamma: {int(zero.sum())} repeat customer(s) with zero mean repeat spend left out of "
-                     f"the fit (e.g. {list(repeaters.loc[zero, 'customer_id'].head(3))}); their CLV is still computed")
+            self.log(
+                f"gamma-gamma: {int(zero.sum())} repeat customer(s) with zero mean repeat spend left out of "
+                f"the fit (e.g. {list(repeaters.loc[zero, 'customer_id'].head(3))}); their CLV is still computed"
+            )
         fit_data = repeaters[~zero]
         settings = dict(pooling=m.pooling, segment=f.segment, parameterization=m.parameterization)
         model, cached = self._fit("gamma_gamma", lambda: GammaGamma(**settings), fit_data, m, self.config.seed + 1,
                                   settings)  # fmt: skip
         conv = model.convergence_
-        self.log(f"gamma-gamma ({m.pooling}): " + ("cached" if cached else f"{model.fit_info_['fit_s']:.1f} s")
-                 + ("; " + _convergence_line(conv) if conv else ""))  # fmt: skip
+        self.log(f"gamma-gamma ({m.pooling}): " + ("cached" if cached else f"{model.fit_info_.fit_s:.1f} s")
+                 + ("; " + conv.describe() if conv else ""))  # fmt: skip
         unseen = sorted(set(rfm[f.segment].astype(str)) - set(map(str, model.segments_))) if f.segment else []
         if unseen:
             self.log(f"gamma-gamma: {f.segment} {unseen} without a repeat buyer: their spend is a new draw from the "
@@ -543,7 +557,6 @@ class Study:
             calibration=calibration_curve(labels, scores, n_bins=s.calibration_bins), roc=roc_table(labels, scores),
         )  # fmt: skip
 
-
     # ---- 7. model comparison ----------------------------------------------------------------
     def compare(self) -> CompareResult:
         """Purchase models x poolings on LOO, holdout tracking, errors and churn (``config.compare``)."""
@@ -574,9 +587,3 @@ class Study:
                                     seed=self.config.seed)  # fmt: skip
         self.log("compare: " + comparison.verdict)
         return CompareResult(comparison=comparison, fits={c.label: c.fit for c in candidates}, cached=cached)
-
-
-def _convergence_line(conv: dict[str, Any]) -> str:
-    return (f"max R-hat {conv['max_r_hat']:.3f}, min bulk ESS {conv['min_ess_bulk']:,.0f}, "
-            f"min tail ESS {conv['min_ess_tail']:,.0f}, divergences {conv['divergences']}, "
-            f"min BFMI {min(conv['bfmi']):.2f}")  # fmt: skip

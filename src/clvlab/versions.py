@@ -8,8 +8,20 @@ from importlib import metadata
 
 import pandas as pd
 
-TRACKED_PACKAGES = ("clvlab", "pymc", "pytensor", "arviz", "nutpie", "numpy", "scipy", "pandas",
-                    "duckdb", "lifelines", "matplotlib", "xarray")
+TRACKED_PACKAGES = (
+    "clvlab",
+    "pymc",
+    "pytensor",
+    "arviz",
+    "nutpie",
+    "numpy",
+    "scipy",
+    "pandas",
+    "duckdb",
+    "lifelines",
+    "matplotlib",
+    "xarray",
+)
 
 
 def package_versions() -> dict[str, str]:

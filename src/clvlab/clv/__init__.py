@@ -28,7 +28,8 @@ Modules, one concern each:
 from __future__ import annotations
 
 from .acquisition import AcquisitionSettings, NewCustomerValue, clv_cac, clv_cac_draws, new_customer_value
-from .analyses import STAGES as STAGES, TIERS as TIERS  # importable as before, not in __all__
+from .analyses import STAGES as STAGES  # importable as before, not in __all__
+from .analyses import TIERS as TIERS
 from .analyses import cac_ratio, cac_ratio_draws, lifecycle_stage, retention_whatif, sensitivity
 from .draws import BGNBD_PARAMS, GG_PARAMS, ParamDraws, param_draws, scale_dropout
 from .engine import customer_lifetime_value

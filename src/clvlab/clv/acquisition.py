@@ -35,13 +35,21 @@ import xarray as xr
 from ..choices import MODEL_LABELS
 from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
+from ..units import unit_days
 from .cac import CAC, cac_by_segment
 from .draws import GG_PARAMS, ParamDraws, param_draws
 from .engine import _check_params, _check_settings, _resolve_time_unit, _spend_draws
 from .families import family_of
-from .math import _unit_days, clv_period_length, discount_factors
+from .math import clv_period_length, discount_factors
 
-__all__ = ["AcquisitionSettings", "NewCustomerValue", "clv_cac", "clv_cac_draws", "new_customer_value", "payback_periods"]
+__all__ = [
+    "AcquisitionSettings",
+    "NewCustomerValue",
+    "clv_cac",
+    "clv_cac_draws",
+    "new_customer_value",
+    "payback_periods",
+]
 
 BOOTSTRAP_CHUNK = 4_000_000
 """Draws x customers of one Bayesian-bootstrap block (memory stays bounded for large segments)."""
@@ -230,7 +238,7 @@ def new_customer_value(
     """
     family = family_of(purchase, model)
     horizon = _check_settings(horizon, discount_rate, margin, [], hdi_prob, max_draws, period_length)
-    _unit_days(period, "period")
+    unit_days(period, "period")
     data_unit = _resolve_time_unit(purchase, time_unit, first_orders if isinstance(first_orders, pd.DataFrame)
                                    else pd.DataFrame())  # fmt: skip
     if period_length is None:

@@ -14,8 +14,8 @@ from ..errors import ClvlabInputError
 from ..stats import HDI_PROB, hdi_sorted
 from .cac import CAC, cac_by_segment
 from .draws import param_draws
-from .families import family_of
 from .engine import _resolve_time_unit, customer_lifetime_value
+from .families import family_of
 from .result import PosteriorCLV
 
 __all__ = ["STAGES", "TIERS", "cac_ratio", "cac_ratio_draws", "lifecycle_stage", "retention_whatif", "sensitivity"]
@@ -180,7 +180,9 @@ def retention_whatif(
         uplift_hdi_low/high, uplift_pct.
     """
     if getattr(purchase, "covariates", None):
-        raise ClvlabInputError("purchase models with covariates are not supported by the CLV engine yet", what="argument")
+        raise ClvlabInputError(
+            "purchase models with covariates are not supported by the CLV engine yet", what="argument"
+        )
     time_unit = _resolve_time_unit(purchase, time_unit, data)  # before the model becomes bare draws
     family = family_of(purchase, kwargs.pop("model", None))
     bg = param_draws(purchase, family.params, model=family.name)
@@ -247,7 +249,9 @@ def lifecycle_stage(
         problems.append(f"tier_quantiles={tier_quantiles}: expected 0 < low < high < 1")
     if "T" not in data.columns or len(data) != len(result.customers):
         problems.append("data must be the RFM table the CLV result was computed from (same rows, column 'T')")
-    elif not np.array_equal(data["customer_id"].astype(str).to_numpy(), result.customers["customer_id"].astype(str).to_numpy()):
+    elif not np.array_equal(
+        data["customer_id"].astype(str).to_numpy(), result.customers["customer_id"].astype(str).to_numpy()
+    ):
         problems.append("customer_id of data and of the CLV result differ (same rows, same order expected)")
     if problems:
         raise ClvlabInputError(problems, what="lifecycle settings")

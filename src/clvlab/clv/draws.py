@@ -18,7 +18,7 @@ import xarray as xr
 from ..choices import ALL_SEGMENTS
 from ..errors import ClvlabInputError
 
-__all__ = ["BGNBD_PARAMS", "GG_PARAMS", "ParamDraws", "param_draws", "scale_dropout"]
+__all__ = ["BGNBD_PARAMS", "GG_PARAMS", "ParamDraws", "param_draws", "scale_dropout", "segment_codes"]
 
 BGNBD_PARAMS = ("r", "alpha", "a", "b")
 """Population parameters of the BG/NBD purchase and dropout model."""
@@ -102,7 +102,11 @@ def _posterior_of(obj: Any) -> Any:
 
 
 def param_draws(
-    source: Any, names: Sequence[str], *, segment: str | None = None, segment_dim: str = "segment",
+    source: Any,
+    names: Sequence[str],
+    *,
+    segment: str | None = None,
+    segment_dim: str = "segment",
     model: str | None = None,
 ) -> ParamDraws:
     """Collect parameter draws as (n_draws, n_segments) arrays.
@@ -212,14 +216,16 @@ def scale_dropout(bg: ParamDraws, scale: float | Mapping[str, float]) -> ParamDr
     if isinstance(scale, Mapping):
         unknown = [s for s in scale if str(s) not in bg.segments]
         if unknown:
-            raise ClvlabInputError(f"dropout scale for unknown segment(s) {unknown}; model has {bg.segments}", what="argument")
+            raise ClvlabInputError(
+                f"dropout scale for unknown segment(s) {unknown}; model has {bg.segments}", what="argument"
+            )
         s = np.array([float(scale.get(g, 1.0)) for g in bg.segments])[None, :]
     else:
         s = float(scale)
     return bg.with_values(**family_of(bg).dropout(bg.values, s))
 
 
-def _segment_codes(data: pd.DataFrame, draws: ParamDraws, model: str) -> np.ndarray:
+def segment_codes(data: pd.DataFrame, draws: ParamDraws, model: str) -> np.ndarray:
     """Integer code of each customer's segment among ``draws.segments`` (all 0 when pooled)."""
     if draws.segment is None:
         return np.zeros(len(data), dtype=np.int64)

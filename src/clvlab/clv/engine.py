@@ -20,12 +20,13 @@ import xarray as xr
 
 from ..choices import ALL_SEGMENTS, MODEL_LABELS
 from ..errors import ClvlabInputError
-from ..models.gamma_gamma_math import gg_spend_weight
 from ..features.validation import check_rfm
+from ..models.gamma_gamma_math import gg_spend_weight
 from ..stats import HDI_PROB, hdi_inplace
-from .draws import GG_PARAMS, ParamDraws, _segment_codes, param_draws, scale_dropout
+from ..units import unit_days
+from .draws import GG_PARAMS, ParamDraws, param_draws, scale_dropout, segment_codes
 from .families import family_of
-from .math import _unit_days, clv_period_length
+from .math import clv_period_length
 from .result import CLVSettings, PosteriorCLV
 
 __all__ = ["CLVSettings", "PosteriorCLV", "customer_lifetime_value"]
@@ -116,7 +117,9 @@ def _segment_list(segment: str | Sequence[str] | None) -> list[str]:
     cols = [] if segment is None else [segment] if isinstance(segment, str) else list(segment)
     bad = [c for c in cols if not isinstance(c, str)]
     if bad:
-        raise ClvlabInputError(f"segment={segment!r}: expected a column name or a list of column names", what="argument")
+        raise ClvlabInputError(
+            f"segment={segment!r}: expected a column name or a list of column names", what="argument"
+        )
     return cols
 
 
@@ -127,8 +130,12 @@ def _spend_draws(gg: Any, data: pd.DataFrame) -> ParamDraws:
     if isinstance(col, str) and hasattr(gg, "segment_posterior") and col in getattr(data, "columns", ()):
         unseen = sorted(set(data[col].dropna().astype(str)) - set(map(str, gg.segments_)))
         if unseen:  # said, not silent: a misspelt label would land here too
-            warnings.warn(f"Gamma-Gamma: {col} {unseen[:5]} not in the fit (no repeat buyer there): their spend is "
-                          f"a new draw from the population ({gg.effective_pooling} pooling)", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"Gamma-Gamma: {col} {unseen[:5]} not in the fit (no repeat buyer there): their spend is "
+                f"a new draw from the population ({gg.effective_pooling} pooling)",
+                UserWarning,
+                stacklevel=3,
+            )
             return param_draws(gg.segment_posterior(unseen), GG_PARAMS, segment=col)
     return param_draws(gg, GG_PARAMS)
 
@@ -215,7 +222,9 @@ def customer_lifetime_value(
     PosteriorCLV
     """
     if getattr(purchase, "covariates", None):
-        raise ClvlabInputError("purchase models with covariates are not supported by the CLV engine yet", what="argument")
+        raise ClvlabInputError(
+            "purchase models with covariates are not supported by the CLV engine yet", what="argument"
+        )
     family = family_of(purchase, model)
     data_unit = _resolve_time_unit(purchase, time_unit, data)
     bg = param_draws(purchase, family.params, model=family.name)
@@ -229,9 +238,10 @@ def customer_lifetime_value(
     thresholds = [float(t) for t in thresholds]
     _check_params(bg, sp)
     group_cols = list(dict.fromkeys([c for c in (bg.segment, sp.segment) if c] + _segment_list(segment)))
-    data = check_rfm(data, columns=("frequency", "recency", "T", "monetary_value"), segment=group_cols,
-                     what="RFM table")  # the one validator of models and CLV
-    _unit_days(period, "period")
+    data = check_rfm(
+        data, columns=("frequency", "recency", "T", "monetary_value"), segment=group_cols, what="RFM table"
+    )  # the one validator of models and CLV
+    unit_days(period, "period")
     if period_length is None:
         if data_unit is None:
             raise ClvlabInputError(
@@ -241,7 +251,7 @@ def customer_lifetime_value(
         L = clv_period_length(period, data_unit)
     else:
         if data_unit is not None:
-            _unit_days(data_unit, "time_unit")
+            unit_days(data_unit, "time_unit")
         L = float(period_length)
 
     # pair draws of the two (independent) posteriors, thinned evenly to a common count
@@ -249,8 +259,8 @@ def customer_lifetime_value(
     bg = bg.thin(np.linspace(0, bg.n_draws - 1, n_draws).round().astype(int))
     sp = sp.thin(np.linspace(0, sp.n_draws - 1, n_draws).round().astype(int))
 
-    g_bg = _segment_codes(data, bg, MODEL_LABELS[family.name])
-    g_gg = _segment_codes(data, sp, "Gamma-Gamma")
+    g_bg = segment_codes(data, bg, MODEL_LABELS[family.name])
+    g_gg = segment_codes(data, sp, "Gamma-Gamma")
     x = data["frequency"].to_numpy(float)
     tx = data["recency"].to_numpy(float)
     T = data["T"].to_numpy(float)
@@ -286,7 +296,9 @@ def customer_lifetime_value(
             )  # fmt: skip
     chunk_size = chunk_size or max(256, int(4_000_000 // max(n_draws, 1)))
     items = [
-        (s, min(s + chunk_size, e)) for s0, e in zip(blocks[:-1], blocks[1:], strict=True) for s in range(s0, e, chunk_size)
+        (s, min(s + chunk_size, e))
+        for s0, e in zip(blocks[:-1], blocks[1:], strict=True)
+        for s in range(s0, e, chunk_size)
     ]
 
     out_mean = np.empty(n)
@@ -314,7 +326,9 @@ def customer_lifetime_value(
         if int(gb) in tables:
             tab = tables[int(gb)][gpat[idx[starts[:-1]]]]
         else:
-            tab = family.table(params, px[:, 0], pT[:, 0], horizon=horizon, period_length=L, discount_rate=discount_rate)
+            tab = family.table(
+                params, px[:, 0], pT[:, 0], horizon=horizon, period_length=L, discount_rate=discount_rate
+            )
         tab *= weight
         if margin != 1.0:
             tab *= margin

@@ -29,7 +29,7 @@ from ..errors import ClvlabInputError
 from ..models import bgnbd_math as bm
 from ..models import mbgnbd_math as mb
 from ..models import pareto_nbd_math as pm
-from .math import _inv_d_factored, _pattern_table, discounted_purchases
+from .math import discounted_purchases, inv_d_factored, pattern_table
 
 __all__ = ["FAMILIES", "PurchaseFamily", "family_of"]
 
@@ -71,11 +71,13 @@ class PurchaseFamily:
 
 
 def _bg_table(params: Params, xs: np.ndarray, Ts: np.ndarray, **kw: Any) -> np.ndarray:
-    return _pattern_table(*params, xs, Ts, **kw)
+    return pattern_table(*params, xs, Ts, **kw)
 
 
-def _bg_alive(params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray) -> np.ndarray:
-    return _inv_d_factored(*params, px, pT, pat, t_x)
+def _bg_alive(
+    params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray
+) -> np.ndarray:
+    return inv_d_factored(*params, px, pT, pat, t_x)
 
 
 def _shift_b(params: Params) -> Params:
@@ -84,16 +86,18 @@ def _shift_b(params: Params) -> Params:
 
 
 def _mbg_table(params: Params, xs: np.ndarray, Ts: np.ndarray, **kw: Any) -> np.ndarray:
-    return _pattern_table(*_shift_b(params), xs, Ts, **kw)
+    return pattern_table(*_shift_b(params), xs, Ts, **kw)
 
 
-def _mbg_alive(params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray) -> np.ndarray:
+def _mbg_alive(
+    params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray
+) -> np.ndarray:
     """BG/NBD's factored 1/D at b + 1 for x > 0; a/b ((alpha+T)/alpha)^r per pattern at x = 0
     (BG/NBD's log_ratio is clamped at x = 1 there)."""
     out = np.empty((len(pat), len(params[0])))
     zero = x == 0
     if (~zero).any():
-        out[~zero] = _inv_d_factored(*_shift_b(params), px, pT, pat[~zero], t_x[~zero])
+        out[~zero] = inv_d_factored(*_shift_b(params), px, pT, pat[~zero], t_x[~zero])
     if zero.any():
         up, inv = np.unique(pat[zero], return_inverse=True)
         p = tuple(v[None, :] for v in params)
@@ -116,7 +120,9 @@ def _pareto_table(params: Params, xs: np.ndarray, Ts: np.ndarray, **kw: Any) -> 
     return discounted_purchases(*p, xs[:, None], Ts[:, None], numerator=pm.expected_purchases_numerator, **kw)
 
 
-def _pareto_alive(params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray) -> np.ndarray:
+def _pareto_alive(
+    params: Params, px: np.ndarray, pT: np.ndarray, pat: np.ndarray, x: np.ndarray, t_x: np.ndarray
+) -> np.ndarray:
     """P(alive) on unique (pattern, t_x) pairs, expanded to customers."""
     key = pat.astype(np.int64) * (len(t_x) + 1)
     utx, itx = np.unique(t_x, return_inverse=True)
@@ -136,12 +142,21 @@ def _rate_dropout(values: dict[str, np.ndarray], scale: Any) -> dict[str, np.nda
 
 
 FAMILIES: dict[str, PurchaseFamily] = {
-    "bgnbd": PurchaseFamily("bgnbd", ("r", "alpha", "a", "b"), _bg_table, _bg_alive, True, _phi_dropout,
-                            bm.expected_purchases_new),  # fmt: skip
-    "mbgnbd": PurchaseFamily("mbgnbd", ("r", "alpha", "a", "b"), _mbg_table, _mbg_alive, False, _phi_dropout,
-                             mb.expected_purchases_new),  # fmt: skip
-    "pareto_nbd": PurchaseFamily("pareto_nbd", ("r", "alpha", "s", "beta"), _pareto_table, _pareto_alive, False,
-                                 _rate_dropout, pm.expected_purchases_new),  # fmt: skip
+    "bgnbd": PurchaseFamily(
+        "bgnbd", ("r", "alpha", "a", "b"), _bg_table, _bg_alive, True, _phi_dropout, bm.expected_purchases_new
+    ),  # fmt: skip
+    "mbgnbd": PurchaseFamily(
+        "mbgnbd", ("r", "alpha", "a", "b"), _mbg_table, _mbg_alive, False, _phi_dropout, mb.expected_purchases_new
+    ),  # fmt: skip
+    "pareto_nbd": PurchaseFamily(
+        "pareto_nbd",
+        ("r", "alpha", "s", "beta"),
+        _pareto_table,
+        _pareto_alive,
+        False,
+        _rate_dropout,
+        pm.expected_purchases_new,
+    ),  # fmt: skip
 }
 """The purchase models the CLV engine values, by ``model_name``."""
 

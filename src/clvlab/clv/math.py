@@ -22,11 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ClvlabInputError
 from ..models import bgnbd_math as bm
 from ..models.bgnbd_math import expected_purchases_numerator, log_d
 from ..models.gamma_gamma_math import gg_conditional_mean_spend
-from ..units import UNIT_DAYS
+from ..units import unit_days
 
 __all__ = [
     "RECURRENCE_MAX_Z",
@@ -34,17 +33,12 @@ __all__ = [
     "clv_period_length",
     "discount_factors",
     "discounted_purchases",
+    "inv_d_factored",
+    "pattern_table",
 ]
 
 RECURRENCE_MAX_Z = 0.45
 """Backward recurrence in x is used only where z = t/(alpha+T+t) <= this (2F1 minimal there)."""
-
-
-def _unit_days(value: Any, arg: str) -> float:
-    try:
-        return UNIT_DAYS[value]
-    except (KeyError, TypeError):
-        raise ClvlabInputError(f"{arg}={value!r}: expected one of {sorted(UNIT_DAYS)}", what="argument") from None
 
 
 def clv_period_length(period: str = "M", time_unit: str = "W") -> float:
@@ -62,7 +56,7 @@ def clv_period_length(period: str = "M", time_unit: str = "W") -> float:
     float
         ``period`` measured in ``time_unit`` (e.g. M in W = 365.25 / 12 / 7 = 4.348).
     """
-    return _unit_days(period, "period") / _unit_days(time_unit, "time_unit")
+    return unit_days(period, "period") / unit_days(time_unit, "time_unit")
 
 
 def discount_factors(horizon: int, discount_rate: float) -> np.ndarray:
@@ -84,7 +78,16 @@ def discount_factors(horizon: int, discount_rate: float) -> np.ndarray:
 
 
 def discounted_purchases(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, T: Any, *, horizon: int, period_length: float, discount_rate: float,
+    r: Any,
+    alpha: Any,
+    a: Any,
+    b: Any,
+    x: Any,
+    T: Any,
+    *,
+    horizon: int,
+    period_length: float,
+    discount_rate: float,
     numerator: Callable[..., Any] = expected_purchases_numerator,
 ) -> np.ndarray:
     """B = sum_k (N(kL) - N((k-1)L)) / (1+d)^k, N the t_x-free numerator of FHL 2005 eq. 10.
@@ -157,7 +160,7 @@ def clv_at_params(
     return margin * spend * big_b * np.exp(-log_d(r, alpha, a, b, x, t_x, T))
 
 
-def _pattern_table(
+def pattern_table(
     r: np.ndarray, alpha: np.ndarray, a: np.ndarray, b: np.ndarray, xs: np.ndarray, Ts: np.ndarray,
     *, horizon: int, period_length: float, discount_rate: float,
 ) -> np.ndarray:  # fmt: skip
@@ -228,7 +231,7 @@ def _pattern_table(
     return out
 
 
-def _inv_d_factored(
+def inv_d_factored(
     r: np.ndarray, alpha: np.ndarray, a: np.ndarray, b: np.ndarray,
     px: np.ndarray, pT: np.ndarray, pat: np.ndarray, t_x: np.ndarray,
 ) -> np.ndarray:  # fmt: skip

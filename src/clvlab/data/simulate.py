@@ -185,6 +185,33 @@ def simulate(
     (remainder to the first segments); a mapping gives each segment's size. ``cac=None`` uses
     ``DEFAULT_CAC`` where a segment is named there, else NaN. ``process``: one of
     :data:`PROCESSES` (module docstring). Reproducible from ``seed``.
+
+    Parameters
+    ----------
+    segments : mapping of str to SegmentParams, optional
+        Each segment's population parameters (rates per ``time_unit``).
+    n_customers : int or mapping of str to int
+        Customers in all (split evenly) or per segment.
+    start : date-like
+        First acquisition day.
+    acquisition_days, observation_days : int
+        Days over which customers are acquired, and the whole observed span from ``start``.
+    time_unit : {"D", "W", "M"}
+        Unit of the parameters' rates.
+    segment_col : str
+        Name of the segment column in the outputs.
+    cac : mapping of str to float, optional
+        Acquisition cost per customer of each segment.
+    seed : int
+        Random seed: the same seed gives the same tables.
+    process : str
+        Purchase process (one of :data:`PROCESSES`).
+
+    Returns
+    -------
+    Simulation
+        The transaction log, the customers with their latent rates and dropout dates, and the
+        truth per segment.
     """
     days_per_unit = unit_days(time_unit)
     if segments is None:

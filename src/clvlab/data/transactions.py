@@ -127,8 +127,10 @@ class ValidationReport:
         rows = [
             ("Source", self.source if self.source == "DataFrame" else Path(str(self.source)).name),
             ("Input rows", n(self.n_input_rows)),
-            ("Rows merged into a same-day purchase" if self.aggregate_same_day else "Rows merged",
-             n(self.n_same_day_merged) + (share if self.n_same_day_merged else "")),
+            (
+                "Rows merged into a same-day purchase" if self.aggregate_same_day else "Rows merged",
+                n(self.n_same_day_merged) + (share if self.n_same_day_merged else ""),
+            ),
             ("Exact duplicate rows (counted in the merged rows)", n(self.n_exact_duplicates)),
             ("Purchases (output rows)", n(self.n_output_rows)),
             ("Customers", n(self.n_customers)),
@@ -178,10 +180,7 @@ def pseudonymise_ids(ids: pd.Series, salt: str) -> pd.Series:
     key = salt.encode("utf-8")
     codes, uniques = pd.factorize(ids.astype(str))
     hashed = np.array(
-        [
-            hmac.digest(key, u.encode("utf-8"), "sha256").hex()[:PSEUDONYM_HEX_CHARS]
-            for u in uniques
-        ],
+        [hmac.digest(key, u.encode("utf-8"), "sha256").hex()[:PSEUDONYM_HEX_CHARS] for u in uniques],
         dtype=object,
     )
     if len(set(hashed)) != len(uniques):  # pragma: no cover - 2**-64 per pair
@@ -219,8 +218,7 @@ def _read_source(source: Any) -> tuple[pd.DataFrame, str, bool]:
             raise ClvlabInputError(f"file {path} is empty (no header, no rows)", what="transactions") from None
         return frame, str(path), True
     raise ClvlabInputError(
-        f"cannot tell the format of {path}: expected a .csv (optionally compressed, e.g. .csv.gz) "
-        "or .parquet suffix",
+        f"cannot tell the format of {path}: expected a .csv (optionally compressed, e.g. .csv.gz) or .parquet suffix",
         what="transactions",
     )
 
@@ -285,6 +283,7 @@ def _wall_clock(parsed: pd.Series) -> pd.Series:
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_localize(None)
         return parsed.astype("datetime64[ns]")
+
     # object dtype: mixed UTC offsets; convert value by value
     def naive(x: Any) -> pd.Timestamp:
         if x is None or x is pd.NaT or (isinstance(x, float) and np.isnan(x)):
@@ -389,7 +388,36 @@ def load_transactions(
     infers each value's format. ``pseudonymise=True`` replaces ids by
     :func:`pseudonymise_ids` with ``salt`` or ``$CLVLAB_SALT``.
 
-    Raises one :class:`ClvlabInputError` listing every problem found.
+    Parameters
+    ----------
+    source : path or DataFrame
+        A ``.csv`` or ``.parquet`` file, or a table already in memory.
+    customer_col, date_col, amount_col : str
+        The columns read as customer_id, date and amount.
+    segment_cols : sequence of str
+        Segment columns kept as they are (acquisition channel, region, ...).
+    date_format : str, optional
+        strftime pattern of the dates; None lets pandas infer each value's format.
+    aggregate_same_day : bool
+        Sum a customer's purchases of one day into one row (the RFM definitions count days).
+    pseudonymise : bool
+        Replace the ids by salted hashes (:func:`pseudonymise_ids`).
+    salt : str, optional
+        The salt; default ``$CLVLAB_SALT``.
+    sum_cols : sequence of str
+        Further numeric columns, checked like amount and summed per customer-day.
+
+    Returns
+    -------
+    (DataFrame, ValidationReport)
+        The validated log (customer_id, date, amount, the segment and sum columns) and what
+        validation and same-day aggregation did (rows merged, zero amounts, segment changes).
+
+    Raises
+    ------
+    ClvlabInputError
+        One error listing every problem found (missing columns, blank ids, bad dates or
+        amounts, with example rows).
     """
     segment_cols = column_list(segment_cols, "segment_cols")
     sum_cols = column_list(sum_cols, "sum_cols")
@@ -414,14 +442,13 @@ def load_transactions(
 
     missing = [c for c in named if c not in raw.columns]
     if missing:
-        problems.append(
-            f"missing column(s) {missing}; columns present: {[str(c) for c in raw.columns]}"
-        )
+        problems.append(f"missing column(s) {missing}; columns present: {[str(c) for c in raw.columns]}")
     if len(raw) == 0:
         problems.append(f"{source_desc} has no data rows")
         raise ClvlabInputError(problems, what="transactions")
 
     if is_file:
+
         def row_label(pos: int) -> str:
             return f"data row {pos + 1}"
 
@@ -550,8 +577,16 @@ def load_transactions(
         sums[col] = num.astype("int64") if np.all(np.mod(num, 1) == 0) else num
     n_input = len(raw)
     n_exact_duplicates = int(
-        pd.DataFrame({"c": cust_code, "t": ts, "a": amount, **{f"s{i}": v for i, v in enumerate(
-            [*seg_codes.values(), *sums.values()])}}).duplicated().sum()
+        pd.DataFrame(
+            {
+                "c": cust_code,
+                "t": ts,
+                "a": amount,
+                **{f"s{i}": v for i, v in enumerate([*seg_codes.values(), *sums.values()])},
+            }
+        )
+        .duplicated()
+        .sum()
     )
 
     cust_rank = _lexical_rank(cust_uniq)[cust_code]

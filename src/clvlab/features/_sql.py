@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -31,7 +31,7 @@ from clvlab.features.parquet_parts import check_parquet_input, hive_partitioned,
 
 logger = logging.getLogger("clvlab.features")
 
-Transactions = Union[pd.DataFrame, str, os.PathLike, duckdb.DuckDBPyRelation, Any]
+Transactions = pd.DataFrame | str | os.PathLike | duckdb.DuckDBPyRelation | Any
 """A pandas table, a path, a DuckDB relation or a pyspark DataFrame (see :func:`open_source`)."""
 SOURCE = "clvlab_tx"
 REQUIRED = ("customer_id", "date", "amount")
@@ -112,7 +112,8 @@ class DuckDBSource(Source):
         return self.relation.query(SOURCE, sql).df()
 
 
-def _is_spark_frame(obj: Any) -> bool:
+def is_spark_frame(obj: Any) -> bool:
+    """Is ``obj`` a Spark DataFrame (told by its class, without importing pyspark)."""
     return type(obj).__module__.startswith("pyspark.sql") and hasattr(obj, "sparkSession")
 
 
@@ -138,12 +139,12 @@ def open_source(transactions: Transactions, engine: str | None = None) -> Source
             raise ClvlabInputError([f"engine={engine!r}: the source given is a {transactions.engine} source"],
                                    what="argument")  # fmt: skip
         return transactions
-    engine = check_engine(engine) if engine is not None else ("spark" if _is_spark_frame(transactions) else "duckdb")
+    engine = check_engine(engine) if engine is not None else ("spark" if is_spark_frame(transactions) else "duckdb")
     if engine == "spark":
         from clvlab.features.spark import SparkSource
 
         return SparkSource.open(transactions)
-    if _is_spark_frame(transactions):
+    if is_spark_frame(transactions):
         raise ClvlabInputError(["transactions is a pyspark DataFrame: use engine='spark' (or None)"], what="argument")
     return DuckDBSource(_duckdb_relation(transactions))
 
@@ -178,8 +179,10 @@ def _duckdb_relation(transactions: Any) -> duckdb.DuckDBPyRelation:
             what="transactions",
         )
     raise ClvlabInputError(
-        [f"transactions of type {type(transactions).__name__}: expected a pandas DataFrame, a Parquet/CSV "
-         "path, a duckdb relation or (engine='spark') a pyspark DataFrame"],
+        [
+            f"transactions of type {type(transactions).__name__}: expected a pandas DataFrame, a Parquet/CSV "
+            "path, a duckdb relation or (engine='spark') a pyspark DataFrame"
+        ],
         what="transactions",
     )
 
@@ -225,19 +228,33 @@ def check_source(
     checks = [
         ("null_id", "customer_id IS NULL", "column 'customer_id' is null in {k} row(s){ex}: expected an id"),
         ("null_date", "date IS NULL", "column 'date' is null in {k} row(s){ex}: expected a date"),
-        ("bad_date", "date IS NOT NULL AND TRY_CAST(date AS DATE) IS NULL",
-         "column 'date' is not a date in {k} row(s){ex}: expected YYYY-MM-DD"),
-        ("null_amount", "amount IS NULL OR isnan(CAST(amount AS DOUBLE))",
-         "column 'amount' is null/NaN in {k} row(s){ex}: expected a number >= 0"),
+        (
+            "bad_date",
+            "date IS NOT NULL AND TRY_CAST(date AS DATE) IS NULL",
+            "column 'date' is not a date in {k} row(s){ex}: expected YYYY-MM-DD",
+        ),
+        (
+            "null_amount",
+            "amount IS NULL OR isnan(CAST(amount AS DOUBLE))",
+            "column 'amount' is null/NaN in {k} row(s){ex}: expected a number >= 0",
+        ),
         ("neg_amount", "CAST(amount AS DOUBLE) < 0", "column 'amount' is negative in {k} row(s){ex}: expected >= 0"),
-        ("inf_amount", "abs(CAST(amount AS DOUBLE)) = CAST('Infinity' AS DOUBLE)",
-         "column 'amount' is infinite in {k} row(s){ex}: expected a finite number"),
+        (
+            "inf_amount",
+            "abs(CAST(amount AS DOUBLE)) = CAST('Infinity' AS DOUBLE)",
+            "column 'amount' is infinite in {k} row(s){ex}: expected a finite number",
+        ),
     ]
     for i, col in enumerate(segment_cols if require_labels else ()):  # else a "None" / "nan" segment of its own
         q = src.dialect.ident(col)
         nan = f" OR isnan(CAST({q} AS DOUBLE))" if types[col].startswith(("DOUBLE", "FLOAT", "REAL")) else ""
-        checks.append((f"null_seg{i}", f"{q} IS NULL OR trim(CAST({q} AS STRING)) = ''{nan}",
-                       f"column {col!r} (segment) is missing/empty in {{k}} row(s){{ex}}: expected a label"))
+        checks.append(
+            (
+                f"null_seg{i}",
+                f"{q} IS NULL OR trim(CAST({q} AS STRING)) = ''{nan}",
+                f"column {col!r} (segment) is missing/empty in {{k}} row(s){{ex}}: expected a label",
+            )
+        )
     counts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {key}" for key, cond, _ in checks)
     total = "sum(CAST(amount AS DOUBLE)) FILTER (WHERE NOT isnan(CAST(amount AS DOUBLE)))"
     row = src.rows(f"SELECT count(*) AS n_rows, {counts}, {after} AS after_end, {total} AS total FROM {table}")[0]

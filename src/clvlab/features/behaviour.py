@@ -74,10 +74,10 @@ def early_behaviour(transactions: Transactions, calibration_end: Any, *, early_d
         WITH {days_cte(src, f"WHERE CAST(date AS DATE) <= {end}")},
         {firsts_cte(src)}
         SELECT customer_id, min(f.first_amount) AS first_amount,
-               count(*) FILTER (WHERE days.day > f.first_day AND days.day <= {d.add_days('f.first_day', early_days)})
+               count(*) FILTER (WHERE days.day > f.first_day AND days.day <= {d.add_days("f.first_day", early_days)})
                    AS early_purchases,
-               least(CAST({int(early_days)} AS BIGINT), {d.days_between('min(f.first_day)', end)}) AS early_window_days,
-               {d.ordered_sum('days.amount', 'days.day')} AS revenue
+               least(CAST({int(early_days)} AS BIGINT), {d.days_between("min(f.first_day)", end)}) AS early_window_days,
+               {d.ordered_sum("days.amount", "days.day")} AS revenue
         FROM days JOIN firsts f USING (customer_id)
         GROUP BY customer_id ORDER BY customer_id"""
     out = src.frame(sql)

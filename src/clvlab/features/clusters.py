@@ -245,7 +245,9 @@ class BehaviouralSegments:
             rows = features.index[~np.isfinite(values).all(axis=1)]
             problems.append(f"features not finite for {len(rows):,} customer(s) (e.g. {list(rows[:3])})")
         if features.index.has_duplicates:
-            problems.append(f"features index repeats customers (e.g. {list(features.index[features.index.duplicated()][:3])})")
+            problems.append(
+                f"features index repeats customers (e.g. {list(features.index[features.index.duplicated()][:3])})"
+            )
         if need_k:
             ks = [self.k] if self.k is not None else list(self.k_range)
             if self.k is None and (len(self.k_range) != 2 or not 2 <= self.k_range[0] <= self.k_range[1]):

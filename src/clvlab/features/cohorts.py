@@ -44,7 +44,7 @@ def days_cte(src: Source, where: str, segment_cols: Sequence[str] = ()) -> str:
     segs = "".join(f", min({d.ident(c)}) AS s{i}" for i, c in enumerate(segment_cols))
     return f"""days AS (
             SELECT CAST(customer_id AS STRING) AS customer_id, CAST(date AS DATE) AS day,
-                   {d.ordered_sum('CAST(amount AS DOUBLE)', 'CAST(amount AS DOUBLE)')} AS amount{segs}
+                   {d.ordered_sum("CAST(amount AS DOUBLE)", "CAST(amount AS DOUBLE)")} AS amount{segs}
             FROM {src.table} {where} GROUP BY CAST(customer_id AS STRING), CAST(date AS DATE)
         )"""
 
@@ -54,7 +54,7 @@ def firsts_cte(src: Source, segment_cols: Sequence[str] = ()) -> str:
     d = src.dialect
     segs = "".join(f", {d.arg_min(f's{i}', 'day')} AS {d.ident(c)}" for i, c in enumerate(segment_cols))
     return f"""firsts AS (
-            SELECT customer_id, min(day) AS first_day, {d.arg_min('amount', 'day')} AS first_amount{segs}
+            SELECT customer_id, min(day) AS first_day, {d.arg_min("amount", "day")} AS first_amount{segs}
             FROM days GROUP BY customer_id
         )"""
 
@@ -83,7 +83,7 @@ def cohorts(
         {firsts_cte(src, segment_cols)}
         SELECT CAST(customer_id AS STRING) AS customer_id, first_day AS first_purchase,
                {label} AS cohort, {start} AS cohort_start,
-               first_amount{''.join(', ' + d.ident(c) for c in segment_cols)}
+               first_amount{"".join(", " + d.ident(c) for c in segment_cols)}
         FROM firsts ORDER BY customer_id"""
     customers = src.frame(customers_sql, date_cols=("first_purchase", "cohort_start"))
     keys = ["cohort", "cohort_start", *segment_cols]
@@ -117,7 +117,7 @@ def interpurchase_times(transactions: Transactions, *, observation_end: Any = No
         )
         SELECT CAST(customer_id AS STRING) AS customer_id, purchase_number,
                previous_day AS previous_date, day AS date,
-               {src.dialect.days_between('previous_day', 'day')} AS gap_days
+               {src.dialect.days_between("previous_day", "day")} AS gap_days
         FROM lagged WHERE previous_day IS NOT NULL
         ORDER BY customer_id, purchase_number"""
     return src.frame(sql, date_cols=("previous_date", "date"))

@@ -36,8 +36,15 @@ from clvlab.features._sql import Source, Transactions, check_source, open_source
 from clvlab.features.cohorts import days_cte
 from clvlab.features.periods import cohort_label_sql, period_start_sql
 
-__all__ = ["RETENTION_DAYS", "STAGES", "TOP_SHARES", "channel_kpis", "retention_matrix", "stage_migration",
-           "value_concentration"]
+__all__ = [
+    "RETENTION_DAYS",
+    "STAGES",
+    "TOP_SHARES",
+    "channel_kpis",
+    "retention_matrix",
+    "stage_migration",
+    "value_concentration",
+]
 
 RETENTION_DAYS = (90, 180)
 STAGES = ("new", "active", "at risk", "lapsed")
@@ -86,7 +93,7 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
     sql = f"""
         WITH {_days_sql(src, end, segment)}
         SELECT customer_id, CAST(min(f.seg) AS STRING) AS seg, min(f.first_day) AS first_day,
-               {d.ordered_sum('days.amount', 'days.day')} AS revenue, count(*) AS orders,
+               {d.ordered_sum("days.amount", "days.day")} AS revenue, count(*) AS orders,
                min(days.day) FILTER (WHERE days.day > f.first_day) AS second_day
         FROM days JOIN firsts f USING (customer_id) GROUP BY customer_id ORDER BY customer_id"""
     per = src.frame(sql, date_cols=("first_day", "second_day"))
@@ -96,7 +103,8 @@ def channel_kpis(transactions: Transactions, observation_end: Any, *, segment: s
     for w in retention_days:
         per[f"eligible_{int(w)}d"] = per["first_day"] <= end_ts - pd.Timedelta(days=int(w))
         per[f"retained_{int(w)}d"] = per[f"eligible_{int(w)}d"] & (
-            per["second_day"] <= per["first_day"] + pd.Timedelta(days=int(w)))
+            per["second_day"] <= per["first_day"] + pd.Timedelta(days=int(w))
+        )
     counts = ["repeaters", *(f"{k}_{int(w)}d" for w in retention_days for k in ("eligible", "retained"))]
     out = (per.groupby("seg", sort=True, dropna=False)
            .agg(customers=("customer_id", "size"), revenue=("revenue", "sum"), orders=("orders", "sum"),
@@ -174,7 +182,7 @@ def retention_matrix(transactions: Transactions, observation_end: Any, *, cohort
     mat = pd.DataFrame(np.nan, index=sizes.index, columns=range(n_k))
     for cohort, row in sizes.iterrows():
         last = int(row["last_k"]) if complete_last else int(row["last_k"]) - 1
-        mat.loc[cohort, : last] = 0.0 if last >= 0 else np.nan
+        mat.loc[cohort, :last] = 0.0 if last >= 0 else np.nan
     for _, r in active.iterrows():
         k = int(r["k"])
         if k in mat.columns and not np.isnan(mat.loc[r["cohort"], k]):
@@ -262,9 +270,9 @@ def stage_migration(transactions: Transactions, snapshot_from: Any, snapshot_to:
 
     def stage(snap: str) -> str:
         return f"""(SELECT customer_id, CASE
-                       WHEN {days_between('min(day)', snap)} < {int(new_days)} THEN 'new'
-                       WHEN {days_between('max(day)', snap)} < {int(active_days)} THEN 'active'
-                       WHEN {days_between('max(day)', snap)} < {int(lapsed_days)} THEN 'at risk'
+                       WHEN {days_between("min(day)", snap)} < {int(new_days)} THEN 'new'
+                       WHEN {days_between("max(day)", snap)} < {int(active_days)} THEN 'active'
+                       WHEN {days_between("max(day)", snap)} < {int(lapsed_days)} THEN 'at risk'
                        ELSE 'lapsed' END AS stage
                    FROM days WHERE day <= {snap} GROUP BY customer_id)"""
 

@@ -131,12 +131,12 @@ def _customer_sql(
                min(first_day) AS first_purchase,
                max(day) AS last_purchase,
                -- first purchase followed by a fully observed gap of more than L days
-               min(day) FILTER (WHERE coalesce({d.days_between('day', 'next_day')} > {num(lapse_days)},
-                                               {d.days_between('day', cutoff)} >= {num(lapse_days)})) AS lapse_from,
+               min(day) FILTER (WHERE coalesce({d.days_between("day", "next_day")} > {num(lapse_days)},
+                                               {d.days_between("day", cutoff)} >= {num(lapse_days)})) AS lapse_from,
                min(amount) FILTER (WHERE day = first_day) AS first_amount,
                CAST(count(*) FILTER (WHERE day > first_day AND {in_early}) AS DOUBLE) AS early_frequency,
                max(day) FILTER (WHERE {in_early}) AS last_early,
-               coalesce({d.ordered_avg('amount', 'day', f'day > first_day AND {in_early}')},
+               coalesce({d.ordered_avg("amount", "day", f"day > first_day AND {in_early}")},
                         CAST(0 AS DOUBLE)) AS early_monetary,
                {cohort_label_sql("min(first_day)", cohort_freq, d)} AS cohort
                {seg_out}
@@ -247,8 +247,19 @@ def lapse_table(
             ],
             what="lapse_table input",
         )
-    cols = ["customer_id", "first_purchase", "lapse_date", "duration", "event", "age", "lapsed_now",
-            *EARLY_COLUMNS, "early_complete", *segment_cols, "cohort"]
+    cols = [
+        "customer_id",
+        "first_purchase",
+        "lapse_date",
+        "duration",
+        "event",
+        "age",
+        "lapsed_now",
+        *EARLY_COLUMNS,
+        "early_complete",
+        *segment_cols,
+        "cohort",
+    ]
     out = out[cols].reset_index(drop=True)
     out.attrs.update(
         cutoff=cutoff,

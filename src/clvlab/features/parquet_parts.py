@@ -18,7 +18,7 @@ from clvlab.errors import ClvlabInputError
 
 __all__ = ["NANOS_FIX", "check_parquet_input", "hive_partitioned", "is_glob", "parquet_part_files"]
 
-NANOS_FIX = ("write the files with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))")
+NANOS_FIX = "write the files with microsecond timestamps (pandas: to_parquet(..., coerce_timestamps='us'))"
 """What to do about nanosecond timestamps, which Spark cannot read."""
 SHOW = 3
 """Part files named per problem (then a count)."""
@@ -106,7 +106,8 @@ def check_parquet_input(path: str, *, engine: str) -> list[Path]:
         elif p.is_dir():
             other = sorted(f.name for f in p.rglob("*") if f.is_file())
             msg = f"folder {path} holds no .parquet part files" + (
-                f" (it holds {len(other)} other file(s), e.g. {_examples(other)})" if other else " (it is empty)")
+                f" (it holds {len(other)} other file(s), e.g. {_examples(other)})" if other else " (it is empty)"
+            )
         else:
             msg = f"no such Parquet file or folder: {path}"
         raise ClvlabInputError([msg], what="transactions")

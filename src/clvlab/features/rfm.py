@@ -87,13 +87,15 @@ def _summary_sql(
     first_segs = "".join(f", {d.arg_min(s, 'day')} AS {s}" for s in segs)  # value at first purchase day
     if whole_periods:
         purchases = f"""
-        SELECT cid, {period_start_sql('day', time_unit)} AS p, day > {cal_end} AS hold,
-               min(day) AS day, {d.ordered_sum('amount', 'day')} AS amount{first_segs}
-        FROM days GROUP BY cid, {period_start_sql('day', time_unit)}, day > {cal_end}"""
+        SELECT cid, {period_start_sql("day", time_unit)} AS p, day > {cal_end} AS hold,
+               min(day) AS day, {d.ordered_sum("amount", "day")} AS amount{first_segs}
+        FROM days GROUP BY cid, {period_start_sql("day", time_unit)}, day > {cal_end}"""
         end_p = period_start_sql(cal_end, time_unit)
         obs_p = period_start_sql(obs_end, time_unit)
     else:
-        purchases = f"SELECT cid, day AS p, day > {cal_end} AS hold, day, amount{''.join(', ' + s for s in segs)} FROM days"
+        purchases = (
+            f"SELECT cid, day AS p, day > {cal_end} AS hold, day, amount{''.join(', ' + s for s in segs)} FROM days"
+        )
         end_p, obs_p = cal_end, obs_end
     having = f"HAVING min(day) >= {calibration_start}" if calibration_start else ""
     hold_cols = (
@@ -111,7 +113,7 @@ def _summary_sql(
         FROM {src.table} WHERE CAST(date AS DATE) <= {obs_end}
     ),
     days AS (
-        SELECT cid, day, {d.ordered_sum('amount', 'amount')} AS amount{day_segs} FROM raw GROUP BY cid, day
+        SELECT cid, day, {d.ordered_sum("amount", "amount")} AS amount{day_segs} FROM raw GROUP BY cid, day
     ),
     purchases AS ({purchases}),
     cust AS (
@@ -120,18 +122,18 @@ def _summary_sql(
     ),
     rep AS (
         SELECT cid,
-               {d.ordered_avg('amount', 'day', 'NOT hold AND p > first_p')} AS m_cal,
+               {d.ordered_avg("amount", "day", "NOT hold AND p > first_p")} AS m_cal,
                count(*) FILTER (WHERE hold) AS n_hold,
-               {d.ordered_avg('amount', 'day', 'hold')} AS m_hold
+               {d.ordered_avg("amount", "day", "hold")} AS m_hold
         FROM purchases JOIN cust USING (cid) GROUP BY cid
     )
     SELECT CAST(cid AS STRING) AS customer_id,
            CAST(n - 1 AS DOUBLE) AS frequency,
-           {_diff('first_p', 'last_p', time_unit, whole_periods, d)} AS recency,
-           {_diff('first_p', end_p, time_unit, whole_periods, d)} AS {d.ident("T")},
+           {_diff("first_p", "last_p", time_unit, whole_periods, d)} AS recency,
+           {_diff("first_p", end_p, time_unit, whole_periods, d)} AS {d.ident("T")},
            coalesce(m_cal, CAST(0 AS DOUBLE)) AS monetary_value{hold_cols}{out_segs},
            first_day AS first_purchase,
-           {cohort_label_sql('first_day', cohort_freq, d)} AS cohort
+           {cohort_label_sql("first_day", cohort_freq, d)} AS cohort
     FROM cust JOIN rep USING (cid)
     ORDER BY customer_id
     """
@@ -183,7 +185,8 @@ def _run(
     excluded = {"transactions_after_observation_end": counts["after_end"]}
     if rules:
         row = src.rows(
-            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in rules.values())
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in rules.values())
             + f" FROM (SELECT customer_id, min(CAST(date AS DATE)) AS first FROM {src.table} GROUP BY customer_id)"
         )[0]
         excluded.update(zip(rules, row))
@@ -191,9 +194,7 @@ def _run(
     if any(excluded.values()):
         logger.warning("features: excluded %s", ", ".join(f"{k}={v}" for k, v in excluded.items() if v))
 
-    sql = _summary_sql(
-        src, cal_end, obs_end, time_unit, segment_cols, whole_periods, start, holdout, cohort_freq
-    )
+    sql = _summary_sql(src, cal_end, obs_end, time_unit, segment_cols, whole_periods, start, holdout, cohort_freq)
     df = src.frame(sql, date_cols=("first_purchase",))
     df.attrs.update(
         time_unit=time_unit,
@@ -227,6 +228,31 @@ def rfm_summary(
     nothing before the end) is logged and kept in ``df.attrs["excluded"]``. With
     ``calibration_start``, customers whose first purchase precedes it are dropped (their
     acquisition lies outside the window, so T would be wrong), and counted there too.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path, DuckDB relation or Spark DataFrame
+        The transaction log (customer_id, date, amount and the segment columns), as
+        :func:`clvlab.data.load_transactions` returns it, or a CSV / Parquet file or folder of it.
+    observation_end : date-like
+        Last day counted (inclusive); T is measured to it.
+    time_unit : {"D", "W", "M"}
+        Unit of recency and T (days divided by 1, 7 or 365.25/12).
+    segment_cols : sequence of str
+        Columns carried per customer (their value on the first purchase day).
+    whole_periods : bool
+        Floor durations to whole units (as lifetimes' ``freq="W"``) instead of fractions.
+    calibration_start : date-like, optional
+        Customers first seen before it are left out (and counted in ``attrs["excluded"]``).
+    cohort_freq : {"D", "W", "M", "Q", "Y"}
+        Period of the ``cohort`` label (the first purchase's week, month, ...).
+    engine : {"duckdb", "spark"}, optional
+        Default: Spark for a Spark DataFrame, else DuckDB.
+
+    Returns
+    -------
+    DataFrame
+        One row per customer; ``attrs`` hold the time unit, the end date and the exclusions.
     """
     return _run(
         transactions,
@@ -261,6 +287,34 @@ def calibration_holdout(
     Equals ``lifetimes.utils.calibration_and_holdout_data(freq="D", freq_multiplier=u)`` on
     one-row-per-customer-day input (tests/test_features_oracle.py). Customers first seen in the
     holdout are counted in ``df.attrs["excluded"]["customers_first_purchase_in_holdout"]``.
+
+    Parameters
+    ----------
+    transactions : DataFrame, path, DuckDB relation or Spark DataFrame
+        The transaction log (customer_id, date, amount and the segment columns), as
+        :func:`clvlab.data.load_transactions` returns it, or a CSV / Parquet file or folder of it.
+    calibration_end : date-like
+        Last day of the calibration period (inclusive): the RFM columns are measured to it.
+    observation_end : date-like
+        Last day of the holdout (inclusive); ``duration_holdout`` is the span between the two.
+    time_unit : {"D", "W", "M"}
+        Unit of recency and T (days divided by 1, 7 or 365.25/12).
+    segment_cols : sequence of str
+        Columns carried per customer (their value on the first purchase day).
+    whole_periods : bool
+        Floor durations to whole units (as lifetimes' ``freq="W"``) instead of fractions.
+    calibration_start : date-like, optional
+        Customers first seen before it are left out (and counted in ``attrs["excluded"]``).
+    cohort_freq : {"D", "W", "M", "Q", "Y"}
+        Period of the ``cohort`` label (the first purchase's week, month, ...).
+    engine : {"duckdb", "spark"}, optional
+        Default: Spark for a Spark DataFrame, else DuckDB.
+
+    Returns
+    -------
+    DataFrame
+        The calibration RFM columns plus ``frequency_holdout``, ``monetary_value_holdout`` and
+        ``duration_holdout``, one row per customer acquired by ``calibration_end``.
     """
     return _run(
         transactions,

@@ -101,12 +101,16 @@ def rfm_scores(rfm: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
         for col in ("frequency", "recency", "T", "monetary_value"):
             bad = rfm[col].isna() | (rfm[col] < 0)
             if bad.any():
-                problems.append(f"column {col!r} is NaN or negative in {int(bad.sum())} row(s) "
-                                f"(e.g. index {list(rfm.index[bad][:3])}): expected >= 0")
+                problems.append(
+                    f"column {col!r} is NaN or negative in {int(bad.sum())} row(s) "
+                    f"(e.g. index {list(rfm.index[bad][:3])}): expected >= 0"
+                )
         over = rfm["recency"] > rfm["T"] * (1 + RECENCY_TOLERANCE) + RECENCY_TOLERANCE
         if over.any():
-            problems.append(f"column 'recency': recency > T in {int(over.sum())} row(s) "
-                            f"(e.g. index {list(rfm.index[over][:3])}): expected recency <= T")
+            problems.append(
+                f"column 'recency': recency > T in {int(over.sum())} row(s) "
+                f"(e.g. index {list(rfm.index[over][:3])}): expected recency <= T"
+            )
     if problems:
         raise ClvlabInputError(problems, what="RFM table")
     out = rfm.copy()

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from clvlab.errors import ClvlabInputError
-from clvlab.features._sql import Source, _is_spark_frame, parquet_files
+from clvlab.features._sql import Source, is_spark_frame, parquet_files
 from clvlab.features.dialect import SPARK
 from clvlab.features.parquet_parts import NANOS_FIX, check_parquet_input, is_glob
 
@@ -99,7 +99,7 @@ def check_master(master: str, timeout: float = MASTER_CONNECT_TIMEOUT_S) -> None
     if not master.startswith("spark://"):
         return
     tried = []
-    for hostport in master[len("spark://"):].split(","):
+    for hostport in master[len("spark://") :].split(","):
         host, _, port = hostport.strip().rpartition(":")
         if not host or not port.isdigit():
             raise ClvlabInputError([f"spark.master {master!r}: expected spark://host:port[,host:port...]"],
@@ -141,7 +141,7 @@ class SparkSource(Source):
     @classmethod
     def open(cls, transactions: Any) -> SparkSource:
         """A pyspark DataFrame as it is; a pandas table or a Parquet path read on :func:`spark_session`."""
-        if _is_spark_frame(transactions):
+        if is_spark_frame(transactions):
             return cls(transactions)
         if isinstance(transactions, pd.DataFrame):
             pdf = transactions  # Arrow maps categories to dictionaries Spark cannot read back: plain values
@@ -157,8 +157,10 @@ class SparkSource(Source):
                 raise ClvlabInputError([f"no such Parquet file or folder: {path}"], what="transactions")
             if pattern is None:
                 raise ClvlabInputError(
-                    [f"{path}: engine='spark' reads Parquet (a file, a folder of part files or a glob); read other "
-                     "formats with spark.read and pass the DataFrame"],
+                    [
+                        f"{path}: engine='spark' reads Parquet (a file, a folder of part files or a glob); read other "
+                        "formats with spark.read and pass the DataFrame"
+                    ],
                     what="transactions",
                 )
             reader = spark_session().read
@@ -177,8 +179,10 @@ class SparkSource(Source):
                 raise
             return cls(frame)
         raise ClvlabInputError(
-            [f"transactions of type {type(transactions).__name__}: engine='spark' expects a pyspark DataFrame, "
-             "a pandas DataFrame or a Parquet path"],
+            [
+                f"transactions of type {type(transactions).__name__}: engine='spark' expects a pyspark DataFrame, "
+                "a pandas DataFrame or a Parquet path"
+            ],
             what="transactions",
         )
 

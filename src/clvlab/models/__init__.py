@@ -29,5 +29,7 @@ def purchase_model_class(name: str) -> Any:
     elif name == "nbd":
         from clvlab.models.nbd import NBD as cls
     else:
-        raise ClvlabInputError(f"purchase model {name!r}: expected one of bgnbd, mbgnbd, pareto_nbd, nbd", what="argument")
+        raise ClvlabInputError(
+            f"purchase model {name!r}: expected one of bgnbd, mbgnbd, pareto_nbd, nbd", what="argument"
+        )
     return cls

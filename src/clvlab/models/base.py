@@ -48,21 +48,43 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvlab.choices import ALL_SEGMENTS, METHODS, POOLINGS, SAMPLERS, TIME_UNITS
+from clvlab.choices import ALL_SEGMENTS, METHODS, MODEL_LABELS, POOLINGS, SAMPLERS, TIME_UNITS
 from clvlab.errors import ClvlabInputError, ConvergenceWarning
+from clvlab.features.validation import check_rfm, examples
 from clvlab.io import atomic_dir, recover_dir, write_table
-from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, convergence_problems, convergence_report
+from clvlab.models.diagnostics import BFMI_MIN, ESS_MIN, RHAT_MAX, Convergence, convergence_report
+from clvlab.models.fit_info import FitInfo, MapInfo
 from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE
 from clvlab.models.inference import (
-    DEFAULT_TARGET_ACCEPT, DEFAULT_TUNE, DEVICES, FEW_SEGMENTS_TARGET_ACCEPT, MAP_MODE, NUTPIE_TUNE, _map_posterior,
-    _sample_nuts, device_name,
+    DEFAULT_TARGET_ACCEPT,
+    DEFAULT_TUNE,
+    DEVICES,
+    FEW_SEGMENTS_TARGET_ACCEPT,
+    MAP_MODE,
+    NUTPIE_TUNE,
+    device_name,
+    map_posterior,
+    sample_nuts,
 )  # fmt: skip
-from clvlab.features.validation import check_rfm, examples
 from clvlab.stats import HDI_PROB, hdi
 from clvlab.versions import data_hash, package_versions
 
-__all__ = ["BFMI_MIN", "DEFAULT_TUNE", "ESS_MIN", "MAP_MODE", "NUTPIE_TUNE", "RHAT_MAX", "BayesianEstimator",
-           "convergence_problems", "convergence_report", "data_hash", "examples", "package_versions"]
+__all__ = [
+    "BFMI_MIN",
+    "DEFAULT_TUNE",
+    "ESS_MIN",
+    "MAP_MODE",
+    "NUTPIE_TUNE",
+    "RHAT_MAX",
+    "BayesianEstimator",
+    "Convergence",
+    "FitInfo",
+    "MapInfo",
+    "convergence_report",
+    "data_hash",
+    "examples",
+    "package_versions",
+]
 
 POSTERIOR_FILE = "posterior.nc"
 METADATA_FILE = "metadata.json"
@@ -180,7 +202,8 @@ class BayesianEstimator:
 
     def _before_build(self, data: pd.DataFrame, method: str, seed: int) -> dict[str, Any]:
         """Hook run on the validated data before :meth:`_build_model` (e.g. a pilot fit that picks
-        the parameterisation), with ``segments_`` already set; returns entries for ``fit_info_``."""
+        the parameterisation), with ``segments_`` already set; returns :class:`FitInfo` fields
+        (``centered``, ``centering_s``)."""
         return {}
 
     def _set_segments_and_form(self, data: pd.DataFrame, method: str) -> None:
@@ -252,19 +275,19 @@ class BayesianEstimator:
             NUTS target acceptance rate (higher: smaller steps). None: 0.8, or
             :data:`FEW_SEGMENTS_TARGET_ACCEPT` for partial pooling over fewer than
             :data:`~clvlab.models.hierarchy.MIN_SEGMENTS_TO_CENTRE` segments (the chosen value
-            is in ``fit_info_["target_accept"]``).
+            is in ``fit_info_.target_accept``).
         nutpie_backend : {"numba", "jax"}
             nutpie's compile backend ("numba": fastest end to end on CDNOW-size data, measured).
         sampler_kwargs : dict, optional
             Passed to ``nutpie.sample`` / ``pm.sample`` unchanged; with nutpie, ``adaptation``
-            defaults to the model's choice (``fit_info_["nutpie_adaptation"]``).
+            defaults to the model's choice (``fit_info_.nutpie_adaptation``).
         time_unit : {"D", "W", "M"}, optional
             Unit of recency and T. Default: ``data.attrs["time_unit"]``, set by clvlab's feature
             functions. Stored as ``time_unit_`` (saved with the model), so CLV and predictions
             need not be told again; None when unknown.
         device : {"cpu", "gpu"}
             Where ``sampler="numpyro"`` runs (JAX; "gpu" needs a CUDA build of jax and a GPU, else a
-            clear error); the JAX device used is in ``fit_info_["device"]``. The other samplers
+            clear error); the JAX device used is in ``fit_info_.device``. The other samplers
             run on the CPU only.
 
         Returns
@@ -306,10 +329,10 @@ class BayesianEstimator:
         model = self._build_model(clean)
         build_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        map_info: dict[str, Any] = {}
+        map_info: MapInfo | None = None
         if method == "map":
-            idata, map_info = _map_posterior(model, seed)
-            compile_s = map_info["map_compile_s"]
+            idata, map_info = map_posterior(model, seed)
+            compile_s = map_info.compile_s
         else:
             if sampler == "numpyro" or (sampler == "nutpie" and nutpie_backend == "jax"):
                 self._prepare_backend("jax")
@@ -317,7 +340,7 @@ class BayesianEstimator:
             if sampler == "nutpie":
                 sampler_kwargs.setdefault("adaptation", self._nutpie_adaptation())
                 pre_info["nutpie_adaptation"] = sampler_kwargs["adaptation"]
-            idata, compile_s = _sample_nuts(
+            idata, compile_s = sample_nuts(
                 model, sampler, chains, draws, tune, seed, progressbar, target_accept, nutpie_backend,
                 sampler_kwargs, device,
             )  # fmt: skip
@@ -327,31 +350,26 @@ class BayesianEstimator:
         self.data_ = clean  # validated fit data: the default for predictions
         self.idata_ = idata
         self.posterior_ = idata["posterior"].to_dataset()
-        self.fit_info_ = dict(
+        self.fit_info_: FitInfo | None = FitInfo(
             method=method, sampler=sampler if method == "nuts" else None, chains=chains, draws=draws,
             tune=tune, seed=seed, target_accept=target_accept, mean_centred=self.mean_centred_,
             nutpie_backend=nutpie_backend if (method == "nuts" and sampler == "nutpie") else None,
             device=device_name(device) if (method == "nuts" and sampler == "numpyro") else "cpu",
             n_rows=len(clean), data_hash=data_hash(clean), build_s=build_s, compile_s=compile_s, fit_s=fit_s,
-            **pre_info, **map_info,
+            map=map_info, **pre_info,
         )  # fmt: skip
         self.diagnostics_ = None
-        self.convergence_ = None
-        if method == "map" and not map_info["map_converged"]:
+        self.convergence_: Convergence | None = None
+        if map_info is not None and not map_info.converged:
             warnings.warn(
-                f"{self.model_name}: MAP optimiser did not converge ({map_info['map_message']}, "
-                f"{map_info['map_n_eval']} evaluations)", ConvergenceWarning, stacklevel=2,
+                f"{self.model_name}: MAP optimiser did not converge ({map_info.message}, {map_info.n_eval} evaluations)",
+                ConvergenceWarning, stacklevel=2,
             )  # fmt: skip
         if method == "nuts":
             self.diagnostics_, self.convergence_ = convergence_report(idata, self.diagnostic_vars)
-            problems = convergence_problems(self.convergence_)
+            problems = self.convergence_.problems()
             if progressbar:
-                c = self.convergence_
-                print(
-                    f"{self.model_name}: {c['chains']} chains x {c['draws']} draws; max R-hat {c['max_r_hat']:.4f}, "
-                    f"min ESS bulk/tail {c['min_ess_bulk']:.0f}/{c['min_ess_tail']:.0f}, "
-                    f"{c['divergences']} divergences, BFMI {[round(b, 2) for b in c['bfmi']]}"
-                )
+                print(f"{self.model_name}: {self.convergence_.describe()}")
             if problems:
                 warnings.warn(
                     f"{self.model_name}: sampler diagnostics: " + "; ".join(problems), ConvergenceWarning, stacklevel=2
@@ -362,6 +380,22 @@ class BayesianEstimator:
     def effective_pooling(self) -> str:
         """The pooling actually used: without a segment column there is one population."""
         return self.pooling if self.segment is not None else "pooled"
+
+    def segment_codes(self, df: pd.DataFrame) -> np.ndarray:
+        """Integer code of each row's segment, indexing ``segments_``.
+
+        Parameters
+        ----------
+        df : DataFrame
+            Rows with the model's ``segment`` column (any rows when the model has none).
+
+        Returns
+        -------
+        ndarray of int64
+            One code per row; a segment the fit did not see is a clear error naming it.
+        """
+        self._check_fitted()
+        return self._segment_codes(df, fitting=False)
 
     def _segment_codes(self, df: pd.DataFrame, fitting: bool) -> np.ndarray:
         """Integer code of each row's segment (``self.segment`` column); sets ``segments_`` when fitting."""
@@ -416,8 +450,40 @@ class BayesianEstimator:
             out = out.merge(self.diagnostics_, on=["parameter", "element"], how="left")
         return out.rename(columns={"element": "segment"})
 
+    def summary_header(self) -> str:
+        """The lines above :meth:`print_summary`'s table: model, pooling, data, sampler, diagnostics."""
+        self._check_fitted()
+        label = MODEL_LABELS.get(self.model_name, self.model_name)
+        info, conv = self.fit_info_, self.convergence_
+        pooling = self.effective_pooling
+        if self.segment:
+            pooling += f" across {len(self.segments_):,} segments of {self.segment!r}"
+        data = f"{info.n_rows:,} rows" if info else "?"
+        if self.time_unit_:
+            data += f", time unit {self.time_unit_!r}"
+        if info:
+            data += f", data hash {info.data_hash[:12]}"
+        lines = [f"<clvlab.{type(self).__name__}: {label}, {pooling}>", ("model", label), ("pooling", pooling),
+                 ("data", data), ("fit", info.describe() if info else "?"),
+                 ("diagnostics", conv.describe() if conv else "none (MAP fit)")]  # fmt: skip
+        if conv and conv.problems():
+            lines.append(("warnings", "; ".join(conv.problems())))
+        width = max(len(k) for k, _ in lines[1:])
+        return "\n".join([lines[0], *(f"{k:>{width + 3}} = {v}" for k, v in lines[1:])])
+
     def print_summary(self, prob: float = HDI_PROB) -> None:
-        print(self.summary(prob=prob).to_string(index=False))
+        """Print the fit in the manner of lifelines: a header (:meth:`summary_header`), then
+        :meth:`summary`'s table.
+
+        Parameters
+        ----------
+        prob : float
+            HDI mass of the table's intervals.
+        """
+        table = self.summary(prob=prob)
+        print(self.summary_header())
+        print("---")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
 
     @staticmethod
     def _customer_da(values: np.ndarray, df: pd.DataFrame, name: str) -> xr.DataArray:
@@ -435,6 +501,12 @@ class BayesianEstimator:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")
 
     # ---- persistence -------------------------------------------------------------------
+    def fit_record(self) -> dict[str, Any]:
+        """``fit_info_`` and ``convergence_`` as JSON values, keyed ``fit`` and ``convergence``
+        (as ``metadata.json`` holds them; None where there is none, e.g. no diagnostics after MAP)."""
+        info, conv = self.fit_info_, self.convergence_
+        return dict(fit=info.to_dict() if info else None, convergence=conv.to_dict() if conv else None)
+
     def save(self, run_dir: str | os.PathLike, *, extra: dict[str, Any] | None = None) -> Path:
         """Write the run folder: ``posterior.nc``, ``data.parquet`` (fit data) and ``metadata.json``.
 
@@ -461,8 +533,7 @@ class BayesianEstimator:
             model=self.model_name,
             config=self._config(),
             state=self._get_state(),
-            fit=self.fit_info_,
-            convergence=self.convergence_,
+            **self.fit_record(),
             versions=package_versions(),
             saved_at=pd.Timestamp.now(tz="UTC").isoformat(),
             extra=extra or {},
@@ -504,22 +575,26 @@ class BayesianEstimator:
                                    "save or fit the model again", what="run folder") from None  # fmt: skip
         if meta.get("model") != cls.model_name:
             raise ClvlabInputError(
-                f"{run_dir / METADATA_FILE}: model {meta.get('model')!r}, expected {cls.model_name!r}", what="run folder"
+                f"{run_dir / METADATA_FILE}: model {meta.get('model')!r}, expected {cls.model_name!r}",
+                what="run folder",
             )
         obj = cls(**meta["config"])
         try:
             with xr.open_datatree(run_dir / POSTERIOR_FILE, engine="h5netcdf") as tree:
                 tree = tree.load()
         except (OSError, ValueError) as exc:  # h5py: truncated or not HDF5; a missing file is an OSError
-            raise ClvlabInputError(f"{run_dir / POSTERIOR_FILE}: unreadable ({type(exc).__name__}: {exc}); the file is "
-                                   "damaged or truncated: save or fit the model again", what="run folder") from None
+            raise ClvlabInputError(
+                f"{run_dir / POSTERIOR_FILE}: unreadable ({type(exc).__name__}: {exc}); the file is "
+                "damaged or truncated: save or fit the model again",
+                what="run folder",
+            ) from None
         if "posterior" not in tree.children:
             raise ClvlabInputError(f"{run_dir / POSTERIOR_FILE}: no posterior group (not written by clvlab)",
                                    what="run folder")  # fmt: skip
         obj.idata_ = tree
         obj.posterior_ = tree["posterior"].to_dataset()
-        obj.fit_info_ = meta.get("fit", {})
-        obj.convergence_ = meta.get("convergence")
+        obj.fit_info_ = FitInfo.from_dict(meta.get("fit"))
+        obj.convergence_ = Convergence.from_dict(meta.get("convergence"))
         diag = run_dir / DIAGNOSTICS_FILE
         obj.diagnostics_ = pd.read_csv(diag, keep_default_na=False) if diag.exists() else None
         obj._set_state(meta.get("state", {}))

@@ -33,6 +33,7 @@ from clvlab.models.patterns import Patterns, compress_patterns
 __all__ = [
     "NP",
     "PT",
+    "logaddexp",
     "x_terms",
     "log_ratio",
     "combine_loglik",
@@ -106,7 +107,7 @@ class _LazyPT:
 PT: Any = _LazyPT()
 
 
-def _logaddexp(u: Any, v: Any, xp: Any) -> Any:
+def logaddexp(u: Any, v: Any, xp: Any) -> Any:
     """log(exp(u) + exp(v)) without overflow (same code for both backends)."""
     m = xp.maximum(u, v)
     return m + xp.log1p(xp.exp(-xp.abs(u - v)))
@@ -144,7 +145,7 @@ def combine_loglik(
     """log L = A + logsumexp(-(r+x) log(alpha+T), [x>0] (log_ratio - (r+x) log(alpha+t_x)))."""
     u = -r_plus_x * log_alpha_T
     v = log_ratio - r_plus_x * log_alpha_tx
-    return big_a + xp.where(has_repeat, _logaddexp(u, v, xp), u)
+    return big_a + xp.where(has_repeat, logaddexp(u, v, xp), u)
 
 
 def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, xp: Any = NP) -> Any:
@@ -183,7 +184,7 @@ def combine_log_d(
 ) -> Any:
     """log D = [x>0] log(1 + exp(:func:`log_d_excess`)), by log-sum-exp so large x never overflows."""
     v = log_d_excess(log_ratio, r_plus_x, log_alpha_T, log_alpha_tx)
-    return xp.where(has_repeat, _logaddexp(0.0, v, xp), 0.0)
+    return xp.where(has_repeat, logaddexp(0.0, v, xp), 0.0)
 
 
 def log_d(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
@@ -275,9 +276,7 @@ def expected_purchases_numerator(r: Any, alpha: Any, a: Any, b: Any, x: Any, T: 
     return np.clip(out, lower, upper)
 
 
-def conditional_expected_purchases(
-    r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any
-) -> np.ndarray:
+def conditional_expected_purchases(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, t: Any) -> np.ndarray:
     """E[Y(t) | x, t_x, T], expected repeat purchases in (T, T+t] (FHL 2005 eq. 10)."""
     return expected_purchases_numerator(r, alpha, a, b, x, T, t) * np.exp(-log_d(r, alpha, a, b, x, t_x, T))
 
@@ -293,7 +292,13 @@ def pattern_tables(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = 
     c = xp.constant
     g = c(pat.gx_group)
     big_a, lr = x_terms(r[g], alpha[g], a[g], b[g], pat.gx_x, xp)
-    return big_a, lr, r[g] + pat.gx_x, xp.log(alpha[c(pat.gT_group)] + pat.gT_T), xp.log(alpha[c(pat.gt_group)] + pat.gt_tx)
+    return (
+        big_a,
+        lr,
+        r[g] + pat.gx_x,
+        xp.log(alpha[c(pat.gT_group)] + pat.gT_T),
+        xp.log(alpha[c(pat.gt_group)] + pat.gt_tx),
+    )
 
 
 def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:

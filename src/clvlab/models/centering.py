@@ -25,7 +25,7 @@ import pandas as pd
 
 from clvlab.choices import PARAMETERIZATIONS
 from clvlab.models.hierarchy import MIN_SEGMENTS_TO_CENTRE, ParamPrior, choose_centering, inverse_link
-from clvlab.models.inference import _map_posterior
+from clvlab.models.inference import map_posterior
 
 __all__ = ["HESSIAN_STEP", "SegmentCentring", "link", "segment_standard_errors"]
 
@@ -176,7 +176,7 @@ class SegmentCentring:
     def _segment_estimates(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
         settings = {**self._config(), "pooling": "unpooled", "parameterization": "noncentered"}  # type: ignore[attr-defined]
         pilot = type(self)(**settings)
-        idata, _ = _map_posterior(pilot._build_model(df), seed)  # type: ignore[attr-defined]
+        idata, _ = map_posterior(pilot._build_model(df), seed)  # type: ignore[attr-defined]
         post = idata["posterior"]
         links = [self.default_priors[k].link for k in self.link_params]
         eta0 = np.stack([link(np.asarray(post[k].values).reshape(-1), lk)

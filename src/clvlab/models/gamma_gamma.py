@@ -33,14 +33,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from clvlab.errors import ClvlabInputError
-from clvlab.models import gamma_gamma_math as gm
 from clvlab.choices import ALL_SEGMENTS
+from clvlab.errors import ClvlabInputError
+from clvlab.features.validation import examples
+from clvlab.models import gamma_gamma_math as gm
 from clvlab.models.base import BayesianEstimator
 from clvlab.models.centering import SegmentCentring
-from clvlab.models.new_segments import NewSegments
 from clvlab.models.hierarchy import ParamPrior, segment_parameter
-from clvlab.features.validation import examples as _examples
+from clvlab.models.new_segments import NewSegments
 from clvlab.stats import HDI_PROB, hdi_sorted
 
 __all__ = ["GammaGamma", "independence_check", "DEFAULT_PRIORS"]
@@ -70,7 +70,7 @@ class GammaGamma(NewSegments, SegmentCentring, BayesianEstimator):
         Partial pooling only (NUTS): how the segment parameters are sampled. "auto" fits the
         segments separately first (a MAP, seconds) and centres the (segment, parameter) pairs
         whose data are informative next to the between-segment spread (:mod:`.centering`); the
-        choice is in ``centered_`` and ``fit_info_["centered"]``.
+        choice is in ``centered_`` and ``fit_info_.centered``.
     """
 
     model_name: ClassVar[str] = "gamma_gamma"
@@ -119,13 +119,13 @@ class GammaGamma(NewSegments, SegmentCentring, BayesianEstimator):
             problems.append(
                 f"column 'frequency': {int(zero_x.sum())} customer(s) without repeat purchases (frequency 0): "
                 f"the Gamma-Gamma model is fitted on repeat customers only; pass data[data.frequency > 0], "
-                f"{_examples(df.index, zero_x)}"
+                f"{examples(df.index, zero_x)}"
             )
         zero_m = fin & (x > 0) & (m == 0)
         if zero_m.any():
             problems.append(
                 f"column 'monetary_value': zero mean repeat spend for {int(zero_m.sum())} repeat customer(s): "
-                f"the Gamma model needs spend > 0 (drop them or add a small floor), {_examples(df.index, zero_m)}"
+                f"the Gamma model needs spend > 0 (drop them or add a small floor), {examples(df.index, zero_m)}"
             )
         if len(df) == 0:
             problems.append("no rows")
@@ -216,7 +216,9 @@ class GammaGamma(NewSegments, SegmentCentring, BayesianEstimator):
         val = gm.gg_conditional_mean_spend(x, m, par["p"], par["q"], par["gamma"])
         return self._customer_da(val, df, "expected_spend")
 
-    def expected_spend_summary(self, data: pd.DataFrame | None = None, thin: int = 1, prob: float = HDI_PROB) -> pd.DataFrame:
+    def expected_spend_summary(
+        self, data: pd.DataFrame | None = None, thin: int = 1, prob: float = HDI_PROB
+    ) -> pd.DataFrame:
         """Tidy per-customer summary of :meth:`expected_spend`: mean, sd, hdi_low, hdi_high."""
         da = self.expected_spend(data, thin)
         v = da.stack(_s=("chain", "draw")).transpose("customer_id", "_s").values
@@ -237,7 +239,9 @@ class GammaGamma(NewSegments, SegmentCentring, BayesianEstimator):
     def log_likelihood(self, data: pd.DataFrame | None = None, thin: int = 1) -> xr.DataArray:
         """Pointwise log-likelihood per repeat customer (for LOO), dims (chain, draw, customer_id)."""
         df, par = self._prepare(data, thin, fitting=True)
-        val = gm.gg_logpdf(df["frequency"].to_numpy(), df["monetary_value"].to_numpy(), par["p"], par["q"], par["gamma"])
+        val = gm.gg_logpdf(
+            df["frequency"].to_numpy(), df["monetary_value"].to_numpy(), par["p"], par["q"], par["gamma"]
+        )
         return self._customer_da(val, df, "log_likelihood")
 
     def sample_mean_spend(self, data: pd.DataFrame | None = None, thin: int = 1, seed: int = 0) -> xr.DataArray:
@@ -260,8 +264,22 @@ def independence_check(rfm: pd.DataFrame, segment: str | None = None, prob: floa
     """Gamma-Gamma's key assumption: spend is independent of purchase frequency.
 
     Per segment (and overall), Pearson correlation of frequency and mean repeat spend over
-    repeat customers, with a Fisher-z confidence interval; also Spearman's rho. Tidy table:
-    segment, n, pearson_r, ci_low, ci_high, spearman_rho.
+    repeat customers, with a Fisher-z confidence interval; also Spearman's rho.
+
+    Parameters
+    ----------
+    rfm : DataFrame
+        RFM table with ``frequency`` and ``monetary_value`` (and the ``segment`` column).
+    segment : str, optional
+        Also check each segment of this column.
+    prob : float
+        Confidence of the interval.
+
+    Returns
+    -------
+    DataFrame
+        segment ("all" first), n, pearson_r, ci_low, ci_high, spearman_rho (NaN below 4 repeat
+        customers).
     """
     from scipy import stats
 

@@ -16,6 +16,7 @@ import xarray as xr
 
 from clvlab.choices import SAMPLERS
 from clvlab.errors import ClvlabInputError
+from clvlab.models.fit_info import MapInfo
 
 MAP_MODE = "FAST_COMPILE"
 """Pytensor mode of the MAP objective. Measured (one run each, 2 shared cores): full CDNOW
@@ -40,7 +41,7 @@ DEFAULT_TUNE = 1000
 """Warm-up length for pm.sample's NUTS and numpyro (their usual default)."""
 
 
-def _map_posterior(model: Any, seed: int, mode: Any = None) -> tuple[xr.DataTree, dict[str, Any]]:
+def map_posterior(model: Any, seed: int, mode: Any = None) -> tuple[xr.DataTree, MapInfo]:
     """Posterior at the MAP, stored as one chain with one draw, plus optimiser info.
 
     Maximises log p(theta | data) without the Jacobian of the transforms (the mode of the
@@ -82,10 +83,8 @@ def _map_posterior(model: Any, seed: int, mode: Any = None) -> tuple[xr.DataTree
     outs = [v for v in model.unobserved_value_vars if v.name in keep]  # graphs of the value variables
     to_constrained = model.compile_fn(outs=outs, inputs=model.value_vars, mode="FAST_COMPILE", on_unused_input="ignore")
     point = {v.name: val for v, val in zip(outs, to_constrained(point), strict=True)}
-    info = dict(
-        map_converged=bool(res.success), map_message=str(res.message), map_n_eval=int(res.nfev),
-        map_n_iter=int(res.nit), map_logp=float(-res.fun), map_compile_s=compile_s, map_optimise_s=optimise_s,
-    )  # fmt: skip
+    info = MapInfo(converged=bool(res.success), message=str(res.message), n_eval=int(res.nfev), n_iter=int(res.nit),
+                   logp=float(-res.fun), compile_s=compile_s, optimise_s=optimise_s)  # fmt: skip
     data_vars = {}
     keep = [v.name for v in model.free_RVs] + [v.name for v in model.deterministics]
     for name in keep:
@@ -116,8 +115,10 @@ def jax_device(device: str) -> Any:
         found = []
     if not found:
         raise ClvlabInputError(
-            [f"device={device!r}: JAX sees no {device.upper()} (its devices: {[str(d) for d in jax.devices()]}); "
-             "install a CUDA build of jax (pip install 'jax[cuda12]') on a GPU machine, or use device='cpu'"],
+            [
+                f"device={device!r}: JAX sees no {device.upper()} (its devices: {[str(d) for d in jax.devices()]}); "
+                "install a CUDA build of jax (pip install 'jax[cuda12]') on a GPU machine, or use device='cpu'"
+            ],
             what="argument",
         )
     return found[0]
@@ -129,7 +130,7 @@ def device_name(device: str) -> str:
     return f"{d.platform}:{d.id} ({d.device_kind})"
 
 
-def _sample_nuts(
+def sample_nuts(
     model: Any, sampler: str, chains: int, draws: int, tune: int, seed: int, progressbar: bool,
     target_accept: float, nutpie_backend: str, sampler_kwargs: dict[str, Any], device: str = "cpu",
 ) -> tuple[xr.DataTree, float]:  # fmt: skip

@@ -20,7 +20,6 @@ from clvlab.models.bgnbd import DEFAULT_PRIORS as BG_PRIORS
 from clvlab.models.hierarchy import ParamPrior
 from clvlab.models.patterns import Patterns
 
-
 LINK_PARAMS = ("r", "purchase_rate", "phi", "kappa")
 """Sampled: log r, log purchase_rate = r/alpha (the mean purchase rate), logit phi, log kappa."""
 DEFAULT_PRIORS: dict[str, ParamPrior] = {

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from clvlab.models import bgnbd_math as bm
-from clvlab.models.bgnbd_math import NP, _logaddexp
+from clvlab.models.bgnbd_math import NP, logaddexp
 from clvlab.models.patterns import Patterns
 
 __all__ = [
@@ -50,7 +50,7 @@ def loglik(r: Any, alpha: Any, a: Any, b: Any, x: Any, t_x: Any, T: Any, xp: Any
              - xp.gammaln(b) - xp.gammaln(a + b + x + 1.0))  # fmt: skip
     u = -(r + x) * xp.log(alpha + T)
     v = xp.log(a) - xp.log(b + x) - (r + x) * xp.log(alpha + t_x)
-    return big_a + _logaddexp(u, v, xp)
+    return big_a + logaddexp(u, v, xp)
 
 
 def loglik_patterns(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns, xp: Any = NP) -> Any:
@@ -72,7 +72,9 @@ def loglik_total_pt(r: Any, alpha: Any, a: Any, b: Any, pat: Patterns) -> Any:
     rep = pat.x > 0
     if rep.any():
         sub = compress_patterns(pat.group[rep], pat.x[rep], pat.t_x[rep], pat.T[rep])  # rows already unique
-        sub = dataclasses.replace(sub, weight=np.bincount(sub.inverse, weights=pat.weight[rep], minlength=sub.n_patterns))
+        sub = dataclasses.replace(
+            sub, weight=np.bincount(sub.inverse, weights=pat.weight[rep], minlength=sub.n_patterns)
+        )
         n_rep = np.bincount(pat.group[rep], weights=pat.weight[rep], minlength=int(pat.group.max()) + 1)
         n_g = pt.as_tensor_variable(n_rep)
         total = bgnbd_loglik(r, alpha, a, b + 1.0, sub) + pt.sum(n_g * (pt.log(b) - pt.log(a + b)))

@@ -48,7 +48,15 @@ class NBD(PurchaseModel):
         "r": ParamPrior("r", "log", loc=0.0, scale=2.0, sigma_scale=1.0),
         "alpha": ParamPrior("alpha", "log", loc=1.0, scale=3.0, sigma_scale=1.0),
     }
-    summary_vars: ClassVar[tuple[str, ...]] = ("r", "alpha", "r_pop", "alpha_pop", "r_sigma", "alpha_sigma", "beta_alpha")
+    summary_vars: ClassVar[tuple[str, ...]] = (
+        "r",
+        "alpha",
+        "r_pop",
+        "alpha_pop",
+        "r_sigma",
+        "alpha_sigma",
+        "beta_alpha",
+    )
     diagnostic_vars: ClassVar[tuple[str, ...]] = ("r", "alpha", "r_mu", "alpha_mu", "r_sigma", "alpha_sigma",
                                                   "beta_alpha")  # fmt: skip
 

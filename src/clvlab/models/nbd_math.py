@@ -72,7 +72,9 @@ def p_no_purchase(r: Any, alpha: Any, x: Any, t_x: Any, T: Any, t: Any) -> np.nd
     return prob_purchases(r, alpha, x, t_x, T, float(t), 0)
 
 
-def sample_holdout(rng: np.random.Generator, r: Any, alpha: Any, x: Any, t_x: Any, T: Any, duration: float) -> np.ndarray:
+def sample_holdout(
+    rng: np.random.Generator, r: Any, alpha: Any, x: Any, t_x: Any, T: Any, duration: float
+) -> np.ndarray:
     """Counts in (T, T+duration]: Poisson(lambda duration), lambda ~ Gamma(r+x, alpha+T)."""
     lam = rng.gamma(r + x + 0.0 * t_x, 1.0 / (alpha + T))
     return rng.poisson(lam * float(duration))

@@ -29,8 +29,8 @@ import numpy as np
 from pytensor.graph.basic import Apply
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
-from clvlab.models import pareto_nbd_math as pm_
 from clvlab.models import bgnbd_kernel
+from clvlab.models import pareto_nbd_math as pm_
 from clvlab.models.bgnbd_kernel import digamma
 from clvlab.models.fused_op import FusedLoglik, njit_cached_by_source, source_hash
 from clvlab.models.patterns import Patterns, factorize
@@ -93,7 +93,8 @@ def _kernel(r, alpha, s, beta, gx_group, gx_x, gx_w, gy_ix, gy_y, gy_v, gv_group
         if not converged:
             h, h0, h1, hz = pm_._h_quadrature(c0, c1, z, nodes, weights)
         lG[e], dG[e, 0], dG[e, 1], dG[e, 2], dG[e, 3] = pm_.log_g_from_h(
-            r[g], alpha[g], s[g], beta[g], x, y, lay[v], lby[v], iay[v], iby[v], lrs[i], irs[i], h, h0, h1, hz)
+            r[g], alpha[g], s[g], beta[g], x, y, lay[v], lby[v], iay[v], iby[v], lrs[i], irs[i], h, h0, h1, hz
+        )
     # E1 / (s G(T)) per (group, x, T) entry: the alive term relative to the dead-after-T one
     lq, qE = np.full(n_y, np.nan), np.full(n_y, np.nan)
     for k in range(e_T.shape[0]):

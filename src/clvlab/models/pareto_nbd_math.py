@@ -342,7 +342,9 @@ def expected_purchases_numerator(r: Any, alpha: Any, s: Any, beta: Any, x: Any, 
     return (r + x) / (alpha + T) * (beta + T) * _expm1_ratio(s, u)
 
 
-def conditional_expected_purchases(r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, t: Any) -> np.ndarray:
+def conditional_expected_purchases(
+    r: Any, alpha: Any, s: Any, beta: Any, x: Any, t_x: Any, T: Any, t: Any
+) -> np.ndarray:
     """E[Y(t) | x, t_x, T] (Fader & Hardie 2005 note, eq. 22)."""
     return expected_purchases_numerator(r, alpha, s, beta, x, T, t) * p_alive(r, alpha, s, beta, x, t_x, T)
 
@@ -355,7 +357,9 @@ def expected_purchases_new(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> np.
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(128)
 
 
-def _alive_count_integral(r1: np.ndarray, a1: np.ndarray, s: np.ndarray, b1: np.ndarray, t: float, n: int) -> np.ndarray:
+def _alive_count_integral(
+    r1: np.ndarray, a1: np.ndarray, s: np.ndarray, b1: np.ndarray, t: float, n: int
+) -> np.ndarray:
     """int_0^t s b1^s (b1+tau)^-(s+1) NB(n; r1, a1, tau) dtau: death at tau after n purchases.
 
     Gauss-Legendre (128 nodes) in w = log(1 + tau/c), c = min(a1, b1): the integrand's nearest

@@ -33,8 +33,8 @@ import xarray as xr
 from clvlab.errors import ClvlabInputError
 from clvlab.models.base import BayesianEstimator
 from clvlab.models.centering import SegmentCentring
-from clvlab.models.new_segments import NewSegments
 from clvlab.models.hierarchy import ParamPrior, segment_parameter
+from clvlab.models.new_segments import NewSegments
 from clvlab.models.patterns import Patterns, compress_patterns, factorize
 
 __all__ = ["COVARIATE_PRIOR_SD", "MATH_FUNCTIONS", "PurchaseModel"]
@@ -45,7 +45,6 @@ MATH_FUNCTIONS = (
     "expected_purchases_new", "prob_purchases", "sample_holdout", "sample_frequency",
 )  # fmt: skip
 """What a purchase model's math module provides (tests/test_purchase_models.py checks each)."""
-
 
 
 def window_length(t: Any, name: str = "t") -> np.ndarray:
@@ -73,6 +72,7 @@ def _one_window(t: Any) -> float:
                                what="argument")  # fmt: skip
     return float(window_length(t)[0])
 
+
 class PurchaseModel(NewSegments, SegmentCentring, BayesianEstimator):
     """Base of the hierarchical purchase models (module docstring).
 
@@ -91,7 +91,7 @@ class PurchaseModel(NewSegments, SegmentCentring, BayesianEstimator):
         Partial pooling only (NUTS): how the segment parameters are sampled. "auto" fits the
         segments separately first (a MAP, seconds) and centres the (segment, parameter) pairs
         whose data are informative next to the between-segment spread; the choice is in
-        ``centered_`` and ``fit_info_["centered"]``. MAP always uses the non-centred form
+        ``centered_`` and ``fit_info_.centered``. MAP always uses the non-centred form
         (the centred joint density has no mode as the population sd goes to 0).
     """
 
@@ -188,8 +188,12 @@ class PurchaseModel(NewSegments, SegmentCentring, BayesianEstimator):
             coords["covariate"] = cov
         with pm.Model(coords=coords) as model:
             link = {
-                k: segment_parameter(self._prior(k), self.effective_pooling, centered=self._centered_mask(k),
-                                     mean_centred=self.mean_centred_)  # fmt: skip
+                k: segment_parameter(
+                    self._prior(k),
+                    self.effective_pooling,
+                    centered=self._centered_mask(k),
+                    mean_centred=self.mean_centred_,
+                )  # fmt: skip
                 for k in self.link_params
             }
             values = {k: v if k in link else pm.Deterministic(k, v, dims="segment")

@@ -228,7 +228,9 @@ class CoxChurnModel:
         self.covariates_ = list(self.covariates) if self.covariates is not None else default_covariates(table)
         problems = []
         if self.segment and self.segment in self.categorical:
-            problems.append(f"segment={self.segment!r} is also in categorical: use it as strata (segment=) or as dummies (categorical=), not both")
+            problems.append(
+                f"segment={self.segment!r} is also in categorical: use it as strata (segment=) or as dummies (categorical=), not both"
+            )
         if not (self.penalizer >= 0):
             problems.append(f"penalizer={self.penalizer!r}: expected >= 0")
         if not self.covariates_ and not self.categorical:
@@ -244,7 +246,9 @@ class CoxChurnModel:
         X = self._design(table, fitting=True)
         const = [c for c in X.columns if c != self.segment and X[c].nunique() < 2]
         if const:
-            raise ClvlabInputError([f"covariate {c!r} is constant in the training data" for c in const], what="lapse table")
+            raise ClvlabInputError(
+                [f"covariate {c!r} is constant in the training data" for c in const], what="lapse table"
+            )
         if self.segment:
             for lev, sub in table.groupby(table[self.segment].astype(str)):
                 if int(sub[event_col].sum()) == 0:
@@ -314,7 +318,11 @@ class CoxChurnModel:
         """Harrell's concordance on (held-out) customers: higher hazard should mean earlier lapse."""
         self._check_fitted()
         check_survival_table(
-            table, self._input_columns(), duration_col=self.duration_col_, event_col=self.event_col_, require_positive=False
+            table,
+            self._input_columns(),
+            duration_col=self.duration_col_,
+            event_col=self.event_col_,
+            require_positive=False,
         )
         df = self._design(table, fitting=False).assign(
             _duration=table[self.duration_col_].astype(float), _event=table[self.event_col_].astype(int)

@@ -31,7 +31,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import matplotlib
 import matplotlib.style
@@ -40,8 +40,6 @@ __all__ = ["STYLE_PATH", "category_ticks", "interval_label", "segment_colors", "
 
 STYLE_PATH = Path(__file__).with_name("clvlab.mplstyle")
 """Path of the clvlab matplotlib style file (``matplotlib.style.use(STYLE_PATH)`` works too)."""
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def use_style(*, globally: bool = False) -> contextlib.AbstractContextManager[None]:
@@ -76,7 +74,7 @@ def _style_context() -> Iterator[None]:
         yield
 
 
-def styled(func: F) -> F:
+def styled[F: Callable[..., Any]](func: F) -> F:
     """Decorator: run a figure function under :func:`use_style` (used by every clvlab plot)."""
 
     @functools.wraps(func)
@@ -106,8 +104,15 @@ def interval_label(prob: float, kind: str = "hdi") -> str:
     raise ValueError(f"kind={kind!r}: expected 'hdi' or 'equal-tailed'")
 
 
-def category_ticks(ax: Any, positions: Sequence[float], labels: Sequence[str], *, axis: str = "x",
-                   max_labels: int = 14, rotate_above: int = 6) -> None:
+def category_ticks(
+    ax: Any,
+    positions: Sequence[float],
+    labels: Sequence[str],
+    *,
+    axis: str = "x",
+    max_labels: int = 14,
+    rotate_above: int = 6,
+) -> None:
     """Readable category tick labels: rotated when there are many, thinned when there are too many.
 
     Parameters
@@ -133,8 +138,13 @@ def category_ticks(ax: Any, positions: Sequence[float], labels: Sequence[str], *
         return
     longest = max((len(s) for s in labels), default=0)
     rotate = n > rotate_above or (longest > 6 and n > 3)
-    ax.set_xticks(positions, shown, rotation=45 if rotate else 0, ha="right" if rotate else "center",
-                  rotation_mode="anchor" if rotate else "default")
+    ax.set_xticks(
+        positions,
+        shown,
+        rotation=45 if rotate else 0,
+        ha="right" if rotate else "center",
+        rotation_mode="anchor" if rotate else "default",
+    )
 
 
 def segment_colors(n: int) -> list[Any]:

@@ -114,8 +114,14 @@ def plot_budget(result, *, currency: str = "$") -> Figure:  # type: ignore[no-un
     fig = Figure(figsize=(12.5, 4.8))
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[1.2, 1.0]))
     rand = f[f["allocation"] == "random"]
-    ax1.scatter(rand["net_value_q05"], rand["expected_net_value"], s=6, color="#9CA3AF", alpha=0.5,
-                label="random allocations of the budget")
+    ax1.scatter(
+        rand["net_value_q05"],
+        rand["expected_net_value"],
+        s=6,
+        color="#9CA3AF",
+        alpha=0.5,
+        label="random allocations of the budget",
+    )
     eff = f[f["efficient"]].sort_values("net_value_q05")
     if len(eff) > 1:  # else one allocation beats every other on both counts
         ax1.plot(eff["net_value_q05"], eff["expected_net_value"], color="#1F2937", lw=1.5, label="efficient frontier")

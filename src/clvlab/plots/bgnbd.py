@@ -38,7 +38,11 @@ def _unit_name(model: Any, time_unit: str | None) -> str:
 
 
 def frequency_recency_grid(
-    max_frequency: int, T: float, n_recency: int = 40, segments: Sequence[str] = (ALL_SEGMENTS,), segment: str | None = None
+    max_frequency: int,
+    T: float,
+    n_recency: int = 40,
+    segments: Sequence[str] = (ALL_SEGMENTS,),
+    segment: str | None = None,
 ) -> pd.DataFrame:
     """RFM rows for every (frequency 0..max_frequency, recency on a grid in [0, T]) cell, age T."""
     rec = np.linspace(0.0, T, n_recency)
@@ -46,7 +50,16 @@ def frequency_recency_grid(
     for seg in segments:
         for x in range(max_frequency + 1):
             for j, tx in enumerate(rec if x > 0 else rec[:1]):
-                rows.append({"customer_id": f"{seg}|{x}|{j}", "frequency": float(x), "recency": tx, "T": T, "_j": j, "_seg": seg})
+                rows.append(
+                    {
+                        "customer_id": f"{seg}|{x}|{j}",
+                        "frequency": float(x),
+                        "recency": tx,
+                        "T": T,
+                        "_j": j,
+                        "_seg": seg,
+                    }
+                )
     df = pd.DataFrame(rows)
     if segment:
         df[segment] = df["_seg"]

@@ -23,7 +23,6 @@ from clvlab.stats import HDI_PROB, hdi
 __all__ = ["plot_cac_ratio", "plot_clv_distribution", "plot_sensitivity", "plot_spend_ppc"]
 
 
-
 def _segment_arg(segment: str | None, by: str | None, default: str, func: str) -> str:
     """Resolve the new ``segment=`` and the deprecated ``by=`` keyword of a plot function."""
     if by is not None:
@@ -74,8 +73,9 @@ def _group_dim(da: Any) -> str:
 
 
 @styled
-def plot_clv_distribution(result: Any, segment: str | None = None, *, by: str | None = None,
-                          currency: str = "$", prob: float | None = None) -> Figure:
+def plot_clv_distribution(
+    result: Any, segment: str | None = None, *, by: str | None = None, currency: str = "$", prob: float | None = None
+) -> Figure:
     """Customer CLV by segment: distribution of customers' CLV and posterior of the segment mean.
 
     Parameters
@@ -125,9 +125,13 @@ def plot_clv_distribution(result: Any, segment: str | None = None, *, by: str | 
     pos = np.arange(1, n + 1)
     nonempty = [i for i, v in enumerate(vals) if len(v)]
     if nonempty:
-        parts = ax0.violinplot([vals[i] for i in nonempty], positions=pos[nonempty] if not horizontal else n + 1 - pos[nonempty],
-                               showmedians=True, orientation="horizontal" if horizontal else "vertical",
-                               widths=0.8 if horizontal else 0.55)
+        parts = ax0.violinplot(
+            [vals[i] for i in nonempty],
+            positions=pos[nonempty] if not horizontal else n + 1 - pos[nonempty],
+            showmedians=True,
+            orientation="horizontal" if horizontal else "vertical",
+            widths=0.8 if horizontal else 0.55,
+        )
         for body in parts["bodies"]:
             body.set_facecolor("#4C72B0")
             body.set_alpha(0.45)
@@ -177,8 +181,14 @@ def plot_clv_distribution(result: Any, segment: str | None = None, *, by: str | 
 
 
 @styled
-def plot_cac_ratio(table: pd.DataFrame, segment: str | None = None, *, by: str | None = None,
-                   prob: float = HDI_PROB, what: str = "CLV / CAC") -> Figure:
+def plot_cac_ratio(
+    table: pd.DataFrame,
+    segment: str | None = None,
+    *,
+    by: str | None = None,
+    prob: float = HDI_PROB,
+    what: str = "CLV / CAC",
+) -> Figure:
     """CLV/CAC per channel: posterior mean and HDI, break-even line at 1, P(>1) and P(rank 1).
 
     Parameters
@@ -224,9 +234,16 @@ def plot_cac_ratio(table: pd.DataFrame, segment: str | None = None, *, by: str |
 
 
 @styled
-def plot_sensitivity(sens: pd.DataFrame, whatif: pd.DataFrame | None = None, group: str | None = None, *,
-                     currency: str = "$", horizon: str | None = None, period: str = "period",
-                     prob: float = HDI_PROB) -> Figure:
+def plot_sensitivity(
+    sens: pd.DataFrame,
+    whatif: pd.DataFrame | None = None,
+    group: str | None = None,
+    *,
+    currency: str = "$",
+    horizon: str | None = None,
+    period: str = "period",
+    prob: float = HDI_PROB,
+) -> Figure:
     """CLV sensitivity to discount rate and margin, and the retention what-if.
 
     Parameters
@@ -263,10 +280,18 @@ def plot_sensitivity(sens: pd.DataFrame, whatif: pd.DataFrame | None = None, gro
     for m, d in s.groupby("margin"):
         d = d.sort_values("discount_rate")
         (line,) = ax.plot(100 * d["discount_rate"], d["total_mean"], marker="o", label=f"margin {m:.0%}")
-        ax.fill_between(100 * d["discount_rate"], d["total_hdi_low"], d["total_hdi_high"], alpha=0.2, lw=0,
-                        color=line.get_color())
-        ax.annotate(f"margin {m:.0%}", (100 * d["discount_rate"].iloc[-1], d["total_mean"].iloc[-1]), xytext=(8, 0),
-                    textcoords="offset points", va="center", fontsize=10.5, color=line.get_color())  # direct labels
+        ax.fill_between(
+            100 * d["discount_rate"], d["total_hdi_low"], d["total_hdi_high"], alpha=0.2, lw=0, color=line.get_color()
+        )
+        ax.annotate(
+            f"margin {m:.0%}",
+            (100 * d["discount_rate"].iloc[-1], d["total_mean"].iloc[-1]),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=10.5,
+            color=line.get_color(),
+        )  # direct labels
     ax.set_xlabel(f"discount rate per {period} (%)")
     ax.set_ylabel(f"total CLV{' over ' + horizon if horizon else ''} ({currency})")
     ax.yaxis.set_major_formatter(FuncFormatter(_money_fmt(currency)))
@@ -282,16 +307,23 @@ def plot_sensitivity(sens: pd.DataFrame, whatif: pd.DataFrame | None = None, gro
             d = d.sort_values("dropout_scale")
             base = d["total_mean"].to_numpy() - d["uplift_mean"].to_numpy()
             ax.plot(d["dropout_scale"], d["uplift_pct"], marker="o", ms=4, label=str(g), color=color)
-            ax.fill_between(d["dropout_scale"], 100 * d["uplift_hdi_low"] / base, 100 * d["uplift_hdi_high"] / base,
-                            alpha=0.12, lw=0, color=color)
+            ax.fill_between(
+                d["dropout_scale"],
+                100 * d["uplift_hdi_low"] / base,
+                100 * d["uplift_hdi_high"] / base,
+                alpha=0.12,
+                lw=0,
+                color=color,
+            )
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("dropout-mean scale s (phi -> s * phi, kappa kept)")
         ax.set_ylabel("CLV change vs s = 1 (%)")
         ax.set_title(f"Retention what-if by segment ({interval_label(prob)})")
         ax.grid(axis="y")
         if n_seg > 6:
-            ax.legend(title="segment", loc="center left", bbox_to_anchor=(1.02, 0.5), ncol=1 if n_seg <= 14 else 2,
-                      fontsize=9)
+            ax.legend(
+                title="segment", loc="center left", bbox_to_anchor=(1.02, 0.5), ncol=1 if n_seg <= 14 else 2, fontsize=9
+            )
         else:
             ax.legend(title="segment")
     return fig

@@ -18,7 +18,6 @@ from clvlab.plots import category_ticks, interval_label, segment_colors, styled
 __all__ = ["plot_conditional_expectations", "plot_holdout_totals", "plot_loo", "plot_tracking"]
 
 
-
 def _colors(labels: Sequence[str]) -> dict[str, object]:
     return dict(zip(labels, segment_colors(len(labels)), strict=True))
 
@@ -37,7 +36,9 @@ def plot_loo(loo: pd.DataFrame) -> Figure:
     ax.errorbar(df.loc[~point, "elpd_diff"], y[~point], xerr=df.loc[~point, "se_diff"], fmt="o", color="C0",
                 capsize=3, label="PSIS-LOO ± se of the difference")  # fmt: skip
     if point.any():
-        ax.plot(df.loc[point, "elpd_diff"], y[point], "o", mfc="none", color="C1", label="point fit: log L - k (AIC/-2)")
+        ax.plot(
+            df.loc[point, "elpd_diff"], y[point], "o", mfc="none", color="C1", label="point fit: log L - k (AIC/-2)"
+        )
     ax.axvline(0.0, color="0.4", lw=1, ls="--")
     # a far-off row (the no-dropout floor) would squash the rest: draw it at the edge, labelled
     d = df["elpd_diff"].to_numpy(float)

@@ -67,7 +67,9 @@ def plot_lorenz(curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]]) -> Figu
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="equal shares")
     for label, (curve, table) in curves.items():
-        tops = ", ".join(f"top {t:.0%}: {v:.0%}" for t, v in zip(table["top_customers"], table["value_share"], strict=True))
+        tops = ", ".join(
+            f"top {t:.0%}: {v:.0%}" for t, v in zip(table["top_customers"], table["value_share"], strict=True)
+        )
         ax.plot(curve["customer_share"], curve["value_share"], lw=2,
                 label=f"{label}\nGini {table['gini'].iloc[0]:.2f}; {tops}")  # fmt: skip
     ax.set_xlim(0, 1)

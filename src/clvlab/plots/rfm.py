@@ -58,7 +58,9 @@ def plot_interpurchase_times(
     styles = ["--", "-.", ":", (0, (5, 1, 1, 1, 1, 1))]
     for i, (q, v) in enumerate(zip(quantiles, qs)):
         ax.axvline(v, color="#C44E52", ls=styles[i % len(styles)], lw=1.4)
-        ax2.axvline(v, color="#C44E52", ls=styles[i % len(styles)], lw=1.2, label=f"{q:.0%} of gaps \u2264 {v:,.0f} days")
+        ax2.axvline(
+            v, color="#C44E52", ls=styles[i % len(styles)], lw=1.2, label=f"{q:.0%} of gaps \u2264 {v:,.0f} days"
+        )
     if log_x:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel("days since the previous purchase" + (" (log scale)" if log_x else ""))
@@ -82,29 +84,36 @@ def plot_interpurchase_times(
 
 
 @styled
-def plot_cohort_sizes(sizes: pd.DataFrame, *, title: str = "Acquisition cohorts", currency: str = "$",
-                      freq: str | None = None) -> Figure:
+def plot_cohort_sizes(
+    sizes: pd.DataFrame, *, title: str = "Acquisition cohorts", currency: str = "$", freq: str | None = None
+) -> Figure:
     """Bars of ``n_customers`` per ``cohort`` (the ``sizes`` of :func:`cohorts`), stacked by a
     segment column when the table has one, and first-purchase revenue on a second axis.
 
     ``currency`` labels the revenue axis; ``freq`` (the cohort frequency, e.g. ``"M"``) names
     the cohort period in the x label. Many cohorts get rotated, thinned tick labels."""
     _require(sizes, ["cohort", "n_customers"], "cohort sizes")
-    extra = [c for c in sizes.columns if c not in ("cohort", "cohort_start", "n_customers", "share",
-                                                     "first_purchase_amount")]
+    extra = [
+        c for c in sizes.columns if c not in ("cohort", "cohort_start", "n_customers", "share", "first_purchase_amount")
+    ]
     fig = Figure(figsize=(min(12.0, max(7.0, 0.35 * sizes["cohort"].nunique() + 4)), 4.6))
     ax = fig.subplots()
     labels = sorted(sizes["cohort"].unique())
     x = np.arange(len(labels))
     if extra:
-        wide = sizes.pivot_table(index="cohort", columns=extra[0], values="n_customers", aggfunc="sum",
-                                 fill_value=0).reindex(labels, fill_value=0)
+        wide = sizes.pivot_table(
+            index="cohort", columns=extra[0], values="n_customers", aggfunc="sum", fill_value=0
+        ).reindex(labels, fill_value=0)
         bottom = np.zeros(len(labels))
         for col in wide.columns:
             ax.bar(x, wide[col].to_numpy(), bottom=bottom, label=str(col))
             bottom += wide[col].to_numpy()
-        ax.legend(title=extra[0], loc="upper left", bbox_to_anchor=(0.0, -0.28 if len(labels) > 6 else -0.15),
-                  ncol=min(len(wide.columns), 6))
+        ax.legend(
+            title=extra[0],
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.28 if len(labels) > 6 else -0.15),
+            ncol=min(len(wide.columns), 6),
+        )
     else:
         counts = sizes.groupby("cohort")["n_customers"].sum().reindex(labels)
         ax.bar(x, counts.to_numpy(), color="#4C72B0")
@@ -154,20 +163,36 @@ def plot_rfm_segments(scored: pd.DataFrame, *, title: str = "RFM segments") -> F
         ax.set_title(f"{title}: {total:,} customers")
         for yi, s in zip(y, share.to_numpy()):
             ax.text(ax.get_xlim()[1], yi, f"{s:.0%}", va="center", ha="right", fontsize=10, color="#C44E52")
-        ax.text(ax.get_xlim()[1], y.max() + 0.75, "share of\nrepeat revenue", va="bottom", ha="right", fontsize=9,
-                color="#C44E52", linespacing=1.0)
+        ax.text(
+            ax.get_xlim()[1],
+            y.max() + 0.75,
+            "share of\nrepeat revenue",
+            va="bottom",
+            ha="right",
+            fontsize=9,
+            color="#C44E52",
+            linespacing=1.0,
+        )
         ax.set_ylim(-0.6, y.max() + 1.6)
     else:
         ax.set_title(f"{title} ({total:,} customers)")
     n_bins = int(max(scored["R"].max(), scored["F"].max()))
-    grid = pd.crosstab(scored["R"], scored["F"]).reindex(index=range(n_bins, 0, -1), columns=range(1, n_bins + 1),
-                                                        fill_value=0)
+    grid = pd.crosstab(scored["R"], scored["F"]).reindex(
+        index=range(n_bins, 0, -1), columns=range(1, n_bins + 1), fill_value=0
+    )
     im = ax2.imshow(grid.to_numpy(), cmap="Blues", aspect="auto")
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             v = grid.iat[i, j]
-            ax2.text(j, i, f"{v:,}", ha="center", va="center", fontsize=9 if n_bins <= 5 else 7,
-                     color="white" if v > grid.to_numpy().max() / 2 else "black")
+            ax2.text(
+                j,
+                i,
+                f"{v:,}",
+                ha="center",
+                va="center",
+                fontsize=9 if n_bins <= 5 else 7,
+                color="white" if v > grid.to_numpy().max() / 2 else "black",
+            )
     ax2.set_xticks(range(n_bins), grid.columns)
     ax2.set_yticks(range(n_bins), grid.index)
     ax2.set_xlabel("F score (higher = more repeat purchases)")

@@ -11,8 +11,13 @@ from clvlab.plots import styled
 __all__ = ["FEATURE_LABELS", "plot_k_selection", "plot_segment_centres"]
 
 #: How figures and the report name each behaviour feature.
-FEATURE_LABELS = {"frequency": "repeat purchases", "gap": "time since last purchase", "monetary_value": "spend per repeat",
-                  "first_amount": "first-order spend", "early_purchases": "early repeats"}
+FEATURE_LABELS = {
+    "frequency": "repeat purchases",
+    "gap": "time since last purchase",
+    "monetary_value": "spend per repeat",
+    "first_amount": "first-order spend",
+    "early_purchases": "early repeats",
+}
 
 
 @styled

@@ -36,8 +36,9 @@ def plot_km_by_segment(km, *, title: str | None = None, time_unit: str | None = 
     for i, (seg, g) in enumerate(km.survival_.groupby("segment", sort=True)):
         color = colors[i]
         ax.step(g["time"], g["survival"], where="post", color=color, label=f"{seg} (n={int(g['at_risk'].iloc[0]):,})")
-        ax.fill_between(g["time"], g["lower"], g["upper"], step="post", color=color, alpha=0.2 if n_seg <= 4 else 0.07,
-                        linewidth=0)
+        ax.fill_between(
+            g["time"], g["lower"], g["upper"], step="post", color=color, alpha=0.2 if n_seg <= 4 else 0.07, linewidth=0
+        )
     ax.set_xlabel(f"time since first purchase ({unit})")
     ax.set_ylabel("share not yet lapsed")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
@@ -50,8 +51,13 @@ def plot_km_by_segment(km, *, title: str | None = None, time_unit: str | None = 
         head += f"\nlog-rank chi2={lr['test_statistic']:.1f}, df={int(lr['df'])}, p={lr['p_value']:.3g}"
     ax.set_title(head)
     if n_seg > 6:
-        ax.legend(title=f"segment ({level}% confidence bands)", loc="center left", bbox_to_anchor=(1.02, 0.5),
-                  fontsize=9, ncol=1 if n_seg <= 14 else 2)
+        ax.legend(
+            title=f"segment ({level}% confidence bands)",
+            loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
+            fontsize=9,
+            ncol=1 if n_seg <= 14 else 2,
+        )
     else:
         ax.legend(title=f"segment ({level}% confidence bands)")
     return fig
@@ -65,9 +71,12 @@ def plot_hazard_ratios(hazard_ratios: pd.DataFrame, *, title: str = "Cox model: 
     y = np.arange(len(hr))
     sig = (hr["hr_lower"] > 1) | (hr["hr_upper"] < 1)
     ax.errorbar(
-        hr["hazard_ratio"], y,
+        hr["hazard_ratio"],
+        y,
         xerr=[hr["hazard_ratio"] - hr["hr_lower"], hr["hr_upper"] - hr["hazard_ratio"]],
-        fmt="none", ecolor="0.4", capsize=3,
+        fmt="none",
+        ecolor="0.4",
+        capsize=3,
     )
     ax.scatter(hr["hazard_ratio"], y, c=np.where(sig, "C3", "C0"), zorder=3)
     ax.axvline(1.0, color="k", lw=0.8, ls="--")
@@ -82,11 +91,19 @@ def plot_hazard_ratios(hazard_ratios: pd.DataFrame, *, title: str = "Cox model: 
     ax.set_yticks(y, hr["covariate"])
     ax.set_ylabel("covariate")
     level = round(float(hr["ci_level"].iloc[0]) * 100) if "ci_level" in hr else 95
-    ax.set_xlabel(f"hazard ratio of lapse per unit of the covariate (log scale)\n"
-                  f"{level}% confidence interval; > 1: lapses sooner")
+    ax.set_xlabel(
+        f"hazard ratio of lapse per unit of the covariate (log scale)\n{level}% confidence interval; > 1: lapses sooner"
+    )
     for yi, (h, p) in enumerate(zip(hr["hazard_ratio"], hr["p_value"])):
-        ax.annotate(f"{h:.2f} (p={p:.2g})", (h, yi), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=9,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+        ax.annotate(
+            f"{h:.2f} (p={p:.2g})",
+            (h, yi),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
     ax.set_title(title)
     ax.grid(axis="x")
     return fig
@@ -115,8 +132,9 @@ def plot_roc_curves(roc: pd.DataFrame, comparison: pd.DataFrame | None = None, *
 
 
 @styled
-def plot_calibration_curves(calibration: pd.DataFrame, comparison: pd.DataFrame | None = None,
-                            *, title: str = "Churn calibration") -> Figure:
+def plot_calibration_curves(
+    calibration: pd.DataFrame, comparison: pd.DataFrame | None = None, *, title: str = "Churn calibration"
+) -> Figure:
     """Reliability diagram per score from ``evaluate.calibration_curve`` (observed rate +- 2 se vs predicted)."""
     fig, ax = _subplots((6, 6))
     brier = {}
@@ -125,15 +143,24 @@ def plot_calibration_curves(calibration: pd.DataFrame, comparison: pd.DataFrame 
     labelled: list[tuple[float, float]] = []
     for i, (name, g) in enumerate(calibration.groupby("score", sort=False)):
         label = f"{name} (Brier {brier[name]:.3f})" if name in brier else str(name)
-        ax.errorbar(g["mean_predicted"], g["observed_rate"], yerr=2 * g["se"], fmt="o-", color=f"C{i}",
-                    capsize=3, label=label, ms=4)
+        ax.errorbar(
+            g["mean_predicted"],
+            g["observed_rate"],
+            yerr=2 * g["se"],
+            fmt="o-",
+            color=f"C{i}",
+            capsize=3,
+            label=label,
+            ms=4,
+        )
         for _, row in g.iterrows():
             xy = (float(row["mean_predicted"]), float(row["observed_rate"]))
             if any(abs(xy[0] - u) < 0.06 and abs(xy[1] - v) < 0.05 for u, v in labelled):
                 continue  # bins too close together: label only the first, keep the numbers readable
             labelled.append(xy)
-            ax.annotate(f"{int(row['n']):,}", xy, fontsize=8.5, textcoords="offset points", xytext=(5, -10),
-                        color=f"C{i}")
+            ax.annotate(
+                f"{int(row['n']):,}", xy, fontsize=8.5, textcoords="offset points", xytext=(5, -10), color=f"C{i}"
+            )
     ax.plot([0, 1], [0, 1], color="0.5", ls=":", lw=1, label="perfect calibration")
     ax.set_xlabel("mean predicted churn probability (bin)")
     ax.set_ylabel("observed churn rate")

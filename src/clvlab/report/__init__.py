@@ -31,8 +31,8 @@ from clvlab.report.tables import (
     format_compact,
     format_number,
     format_table,
-    markdown_table,
     format_value,
+    markdown_table,
     pivot_table,
 )
 

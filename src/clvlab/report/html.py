@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from clvlab import __version__
 from clvlab.io import atomic_path, write_text
-from clvlab.report.tables import _ENV, format_table  # one template environment
+from clvlab.report.tables import TEMPLATES, format_table  # one template environment
 
 __all__ = ["STANDALONE_NAME", "Badge", "Headline", "Report", "save_figure"]
 
@@ -266,8 +266,16 @@ class Report:
         """Add preformatted text (escaped), e.g. the config YAML, to ``section``."""
         self.section(section).append({"kind": "code", "text": text.rstrip("\n")})
 
-    def add_table(self, section: str, df: pd.DataFrame | pd.Series, *, caption: str = "", max_rows: int = 40,
-                  index: bool | None = None, pivot: Sequence[str] | None = None) -> None:
+    def add_table(
+        self,
+        section: str,
+        df: pd.DataFrame | pd.Series,
+        *,
+        caption: str = "",
+        max_rows: int = 40,
+        index: bool | None = None,
+        pivot: Sequence[str] | None = None,
+    ) -> None:
         """Add a table formatted for people (see :func:`clvlab.report.format_table`).
 
         Parameters
@@ -318,12 +326,26 @@ class Report:
         size = _png_size(paths[0])
         # shown at 100 px per inch of the 130-dpi PNG (crisp on high-density screens), at most the page width
         width, height = (round(size[0] / 1.3), round(size[1] / 1.3)) if size else (None, None)
-        self.section(section).append({"kind": "figure", "name": name, "png": paths[0], "caption": caption,
-                                      "alt": alt or caption or name, "width": width, "height": height})
+        self.section(section).append(
+            {
+                "kind": "figure",
+                "name": name,
+                "png": paths[0],
+                "caption": caption,
+                "alt": alt or caption or name,
+                "width": width,
+                "height": height,
+            }
+        )
         return paths
 
-    def set_footer(self, config_yaml: str = "", data_hash: str = "", versions: Mapping[str, str] | None = None,
-                   timings: Mapping[str, float] | None = None) -> None:
+    def set_footer(
+        self,
+        config_yaml: str = "",
+        data_hash: str = "",
+        versions: Mapping[str, str] | None = None,
+        timings: Mapping[str, float] | None = None,
+    ) -> None:
         """Set the "Run details" footer: config, data hash, package versions and stage timings.
 
         Parameters
@@ -338,8 +360,12 @@ class Report:
             Stage -> seconds, in stage order; a ``"total"`` entry is shown last. Shown as a
             table with the share of the total.
         """
-        self._footer = {"config": config_yaml or "", "data_hash": data_hash or "",
-                        "versions": dict(versions or {}), "timings": dict(timings or {})}
+        self._footer = {
+            "config": config_yaml or "",
+            "data_hash": data_hash or "",
+            "versions": dict(versions or {}),
+            "timings": dict(timings or {}),
+        }
 
     # ------------------------------------------------------------------ output
     def _footer_context(self) -> dict[str, Any] | None:
@@ -355,13 +381,24 @@ class Report:
             if total is not None:
                 rows.append(("total", float(total), 1.0))
             df = pd.DataFrame(rows, columns=["stage", "seconds", "share"])
-            timings_html = format_table(df, caption="Stage timings", max_rows=None,
-                                        formats={"seconds": lambda v: f"{v:,.1f}", "share": lambda v: f"{v:.0%}"})
+            timings_html = format_table(
+                df,
+                caption="Stage timings",
+                max_rows=None,
+                formats={"seconds": lambda v: f"{v:,.1f}", "share": lambda v: f"{v:.0%}"},
+            )
         if f["versions"]:
-            df = pd.DataFrame(sorted(f["versions"].items(), key=lambda kv: kv[0].lower()), columns=["package", "version"])
+            df = pd.DataFrame(
+                sorted(f["versions"].items(), key=lambda kv: kv[0].lower()), columns=["package", "version"]
+            )
             versions_html = format_table(df, caption="Package versions", max_rows=None)
-        return {"id": "run-details", "config": f["config"].rstrip("\n"), "data_hash": f["data_hash"],
-                "timings": timings_html, "versions": versions_html}
+        return {
+            "id": "run-details",
+            "config": f["config"].rstrip("\n"),
+            "data_hash": f["data_hash"],
+            "timings": timings_html,
+            "versions": versions_html,
+        }
 
     def render(self, *, self_contained: bool = False) -> str:
         """The page as a string (figures linked by file name, or embedded as data URIs)."""
@@ -382,10 +419,19 @@ class Report:
         toc = [{"heading": s["heading"], "id": s["id"]} for s in sections]
         if footer is not None:
             toc.append({"heading": "Run details", "id": footer["id"]})
-        badges = [{"name": b.name, "status": b.status, "detail": b.detail, "symbol": _STATUS[b.status]} for b in self.badges]
-        return _ENV.get_template("report.html.j2").render(
-            title=self.title, subtitle=self.subtitle, headline=self.headline, badges=badges, toc=toc,
-            sections=sections, footer=footer, self_contained=self_contained, version=__version__,
+        badges = [
+            {"name": b.name, "status": b.status, "detail": b.detail, "symbol": _STATUS[b.status]} for b in self.badges
+        ]
+        return TEMPLATES.get_template("report.html.j2").render(
+            title=self.title,
+            subtitle=self.subtitle,
+            headline=self.headline,
+            badges=badges,
+            toc=toc,
+            sections=sections,
+            footer=footer,
+            self_contained=self_contained,
+            version=__version__,
             generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         )
 
@@ -409,4 +455,3 @@ class Report:
         if not self_contained:
             return index
         return write_text(self.directory / STANDALONE_NAME, self.render(self_contained=True))
-

@@ -30,19 +30,30 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-__all__ = ["MISSING", "describe_table", "format_compact", "format_number", "format_table", "format_value", "markdown_table",
-           "pivot_table", "table_data"]
+__all__ = [
+    "MISSING",
+    "TEMPLATES",
+    "describe_table",
+    "format_compact",
+    "format_number",
+    "format_table",
+    "format_value",
+    "markdown_table",
+    "pivot_table",
+    "table_data",
+]
 
 MISSING = "\u2013"
 """How a missing value is shown (an en dash)."""
 
-_ENV = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("clvlab.report", "templates"),
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
+"""The one Jinja environment of the report's templates (tables and the page)."""
 
 
 def _is_missing(v: Any) -> bool:
@@ -291,9 +302,15 @@ def describe_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def table_data(df: pd.DataFrame | pd.Series, *, max_rows: int | None = None, index: bool | None = None,
-               pivot: Sequence[str] | None = None, digits: int = 4,
-               formats: Mapping[str, Callable[[Any], str]] | None = None) -> dict[str, Any]:
+def table_data(
+    df: pd.DataFrame | pd.Series,
+    *,
+    max_rows: int | None = None,
+    index: bool | None = None,
+    pivot: Sequence[str] | None = None,
+    digits: int = 4,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+) -> dict[str, Any]:
     """The cells of a table as text, ready for the template (see :func:`format_table`).
 
     Returns
@@ -314,7 +331,7 @@ def table_data(df: pd.DataFrame | pd.Series, *, max_rows: int | None = None, ind
         names = [str(n) if n is not None else "" for n in df.index.names]
         levels = pd.DataFrame({f"__index_{i}": df.index.get_level_values(i) for i in range(df.index.nlevels)})
         df = pd.concat([levels, df.reset_index(drop=True)], axis=1)
-        df.columns = names + list(df.columns[len(names):])
+        df.columns = names + list(df.columns[len(names) :])
     n_rows = len(df)
     if max_rows is not None and n_rows > max_rows:
         df = df.iloc[:max_rows]
@@ -338,9 +355,16 @@ def table_data(df: pd.DataFrame | pd.Series, *, max_rows: int | None = None, ind
     return {"columns": columns, "rows": body, "n_rows": n_rows, "n_hidden": max(n_rows - len(df), 0)}
 
 
-def format_table(df: pd.DataFrame | pd.Series, *, caption: str = "", max_rows: int | None = None,
-                 index: bool | None = None, pivot: Sequence[str] | None = None, digits: int = 4,
-                 formats: Mapping[str, Callable[[Any], str]] | None = None) -> Markup:
+def format_table(
+    df: pd.DataFrame | pd.Series,
+    *,
+    caption: str = "",
+    max_rows: int | None = None,
+    index: bool | None = None,
+    pivot: Sequence[str] | None = None,
+    digits: int = 4,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+) -> Markup:
     """An HTML table for people (escaped; numbers formatted; numeric columns right-aligned).
 
     Parameters
@@ -369,7 +393,7 @@ def format_table(df: pd.DataFrame | pd.Series, *, caption: str = "", max_rows: i
         ``<table class="tbl">...</table>`` (wrapped in a scrollable ``div``).
     """
     data = table_data(df, max_rows=max_rows, index=index, pivot=pivot, digits=digits, formats=formats)
-    return Markup(_ENV.get_template("table.html.j2").render(table=data, caption=caption))
+    return Markup(TEMPLATES.get_template("table.html.j2").render(table=data, caption=caption))
 
 
 def markdown_table(df: pd.DataFrame | pd.Series, *, index: bool | None = None, digits: int = 4) -> str:
