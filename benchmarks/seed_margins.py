@@ -126,8 +126,8 @@ def main() -> None:
             m = FITS[args.fit](seed, args.draws, **kw)
         m, extra = m if isinstance(m, tuple) else (m, {})
         c = m.convergence_
-        row = dict(seed=seed, divergences=int(c["divergences"]), max_r_hat=float(c["max_r_hat"]),
-                   min_ess_bulk=float(c["min_ess_bulk"]), seconds=round(time.perf_counter() - t0, 1),
+        row = dict(seed=seed, divergences=c.divergences, max_r_hat=c.max_r_hat, worst_r_hat=c.worst_r_hat,
+                   min_ess_bulk=c.min_ess_bulk, seconds=round(time.perf_counter() - t0, 1),
                    target_accept=m.fit_info_.target_accept, **extra)  # fmt: skip
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -268,19 +268,7 @@ class BGNBDLoglik(Op):
         if len(inputs) != N_PARAMS + N_DATA:
             raise TypeError(f"BGNBDLoglik takes {N_PARAMS + N_DATA} inputs, got {len(inputs)}")
         params = [pt.as_tensor_variable(v).astype("float64") for v in inputs[:N_PARAMS]]
-        kinds = (
-            "int64",
-            "float64",
-            "int64",
-            "float64",
-            "int64",
-            "float64",
-            "int64",
-            "int64",
-            "int64",
-            "bool",
-            "float64",
-        )
+        kinds = ("int64", "float64", "int64", "float64", "int64", "float64", "int64", "int64", "int64", "bool", "float64")
         data = [pt.as_tensor_variable(v).astype(k) for v, k in zip(inputs[N_PARAMS:], kinds, strict=True)]
         for v in [*params, *data]:
             if v.ndim != 1:
@@ -343,7 +331,6 @@ def register_jax() -> None:
         name="jax", gammaln=jax.scipy.special.gammaln, log=jnp.log, log1p=jnp.log1p, exp=jnp.exp,
         abs=jnp.abs, maximum=jnp.maximum, where=jnp.where, constant=jnp.asarray,
     )  # fmt: skip
-
     def total(r, alpha, a, b, *data):  # type: ignore[no-untyped-def]
         pat = types.SimpleNamespace(**dict(zip(DATA_FIELDS, data, strict=True)))
         pat.x = pat.has_repeat  # loglik_patterns only uses x > 0

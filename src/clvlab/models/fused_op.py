@@ -42,9 +42,7 @@ class FusedLoglik(Op):
         if len(inputs) != n_in:
             raise TypeError(f"{name} takes {n_in} inputs, got {len(inputs)}")
         params = [pt.as_tensor_variable(v).astype("float64") for v in inputs[: self.n_params]]
-        data = [
-            pt.as_tensor_variable(v).astype(k) for v, k in zip(inputs[self.n_params :], self.data_kinds, strict=True)
-        ]
+        data = [pt.as_tensor_variable(v).astype(k) for v, k in zip(inputs[self.n_params :], self.data_kinds, strict=True)]
         for v in [*params, *data]:
             if v.ndim != 1:
                 raise TypeError(f"{name} inputs must be vectors, got ndim={v.ndim}")
@@ -60,9 +58,7 @@ class FusedLoglik(Op):
 
     def pullback(self, inputs: list[Any], outputs: list[Any], output_grads: list[Any]) -> list[Any]:
         if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
-            raise NotImplementedError(
-                f"{type(self).__name__}: the gradient outputs cannot be differentiated (no Hessian)"
-            )
+            raise NotImplementedError(f"{type(self).__name__}: the gradient outputs cannot be differentiated (no Hessian)")
         g = output_grads[0]
         return [g * out for out in outputs[1:]] + [disconnected_type() for _ in self.data_kinds]
 
