@@ -62,12 +62,12 @@ def _behaviour_rfm():  # type: ignore[no-untyped-def]
 def _main_fit(seed: int, draws: int, **kw):  # type: ignore[no-untyped-def]
     """The headline purchase fit of ``make run``: the config's model, pooling, segment and sampler."""
     from clvlab.models import purchase_model_class
-    from clvlab.study import _fit_options
+    from clvlab.study import fit_options
 
     study = _study(False)
     m, f = study.config.purchase, study.config.features
     model = purchase_model_class(m.model)(pooling=m.pooling, segment=f.segment, parameterization=m.parameterization)
-    opts = _fit_options(m) | dict(draws=draws) | kw
+    opts = fit_options(m) | dict(draws=draws) | kw
     return model.fit(study.features().rfm, seed=seed, progressbar=False, time_unit=f.time_unit, **opts)
 
 

@@ -104,7 +104,8 @@ def _saved_key(folder: Path) -> str | None:
         return None
 
 
-def _fit_options(m: ModelConfig) -> dict[str, Any]:
+def fit_options(m: ModelConfig) -> dict[str, Any]:
+    """The ``fit()`` keyword arguments of a config section's sampler settings (also in the cache key)."""
     gpu = {"device": m.device} if m.device != "cpu" else {}  # a CPU fit keeps its cache key
     return dict(method=m.method, sampler=m.sampler, chains=m.chains, draws=m.draws, tune=m.tune,
                 target_accept=m.target_accept, **gpu)  # fmt: skip
@@ -205,7 +206,7 @@ class Study:
         model = make()
         if BEHAVIOUR_COLUMN in data.columns and settings.get("segment") != BEHAVIOUR_COLUMN:
             data = data.drop(columns=BEHAVIOUR_COLUMN)  # a model not by behaviour neither sees nor is keyed on it
-        key = fit_cache_key(model.model_name, {**settings, **_fit_options(section)}, seed, data_hash(data))
+        key = fit_cache_key(model.model_name, {**settings, **fit_options(section)}, seed, data_hash(data))
         path = self.out_dir / folder
         sources = (path, *(d / folder for d in self._staging.cache_dirs)) if self._staging else (path,)
         for src in sources if self.cache and not self.force else ():
@@ -222,7 +223,7 @@ class Study:
             self.cached_fits[folder] = True
             return cached, True
         model.fit(data, seed=seed, progressbar=self.progress, time_unit=self.config.features.time_unit,
-                  **_fit_options(section))  # fmt: skip
+                  **fit_options(section))  # fmt: skip
         if self.cache:
             model.save(path, extra={"cache_key": key})
         self.cached_fits[folder] = False

@@ -290,25 +290,12 @@ def calibration_holdout(
 
     Parameters
     ----------
-    transactions : DataFrame, path, DuckDB relation or Spark DataFrame
-        The transaction log (customer_id, date, amount and the segment columns), as
-        :func:`clvlab.data.load_transactions` returns it, or a CSV / Parquet file or folder of it.
     calibration_end : date-like
         Last day of the calibration period (inclusive): the RFM columns are measured to it.
     observation_end : date-like
         Last day of the holdout (inclusive); ``duration_holdout`` is the span between the two.
-    time_unit : {"D", "W", "M"}
-        Unit of recency and T (days divided by 1, 7 or 365.25/12).
-    segment_cols : sequence of str
-        Columns carried per customer (their value on the first purchase day).
-    whole_periods : bool
-        Floor durations to whole units (as lifetimes' ``freq="W"``) instead of fractions.
-    calibration_start : date-like, optional
-        Customers first seen before it are left out (and counted in ``attrs["excluded"]``).
-    cohort_freq : {"D", "W", "M", "Q", "Y"}
-        Period of the ``cohort`` label (the first purchase's week, month, ...).
-    engine : {"duckdb", "spark"}, optional
-        Default: Spark for a Spark DataFrame, else DuckDB.
+    transactions, time_unit, segment_cols, whole_periods, calibration_start, cohort_freq, engine
+        As in :func:`rfm_summary`.
 
     Returns
     -------
